@@ -1,0 +1,55 @@
+"""What the model must return at the partial and final analysis steps (structured output),
+and the Markdown report of a final analysis."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from graph.state import FinalAnalysis, ToolCallRecord
+
+
+class PartialAnalysis(BaseModel):
+    """The running analysis after an iteration, and whether to stop investigating."""
+
+    analysis: str = Field(description="What is established (with refs), ruled out, unknown.")
+    conclude: bool = Field(description="True when the root cause is identified or no tool helps.")
+
+
+class EvidenceItem(BaseModel):
+    finding: str = Field(description="A fact observed in the data.")
+    tool_call: str = Field(description='The ref of the tool call showing it (e.g. "T1.2").')
+
+
+class RootCauseAnalysis(BaseModel):
+    """The final root-cause analysis of the alert."""
+
+    summary: str = Field(description="Two or three sentences for the on-call engineer.")
+    root_cause: str
+    evidence: list[EvidenceItem] = Field(default_factory=list)
+    remediation: list[str] = Field(default_factory=list, description="Steps, safest first.")
+    confidence: Literal["low", "medium", "high"]
+
+
+def render_markdown(analysis: FinalAnalysis, tool_calls: Sequence[ToolCallRecord] = ()) -> str:
+    """The final analysis as a Markdown report."""
+    by_ref = {call["ref"]: call for call in tool_calls}
+    lines = ["## Summary", analysis["summary"], "", "## Root cause", analysis["root_cause"], ""]
+    lines.append("## Evidence")
+    for item in analysis["evidence"] or []:
+        call = by_ref.get(item["tool_call"])
+        source = f"`{item['tool_call']}`"
+        if call is not None:
+            source += f" {call['tool']}"
+        lines.append(f"- {item['finding']} ({source})")
+    if not analysis["evidence"]:
+        lines.append("- none cited")
+    lines += ["", "## Remediation"]
+    lines += [f"{n}. {step}" for n, step in enumerate(analysis["remediation"], 1)] or ["- none"]
+    reason = {"model_concluded": "the agent concluded", "max_iterations": "iteration limit reached",
+              "no_tools": "no tools were available"}[analysis["stop_reason"]]
+    lines += ["", f"**Confidence:** {analysis['confidence']} · {analysis['iterations']} "
+              f"iteration(s) · {reason}"]
+    return "\n".join(lines)

@@ -1,0 +1,34 @@
+"""The runtime context: the live dependencies and run settings nodes receive through
+`Runtime[Context]`. Nodes never read the environment or dig in the run config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+
+from graph.registry import AgentRegistry
+from graph.runbooks import RunbookFetcher
+from graph.toolbox import Toolbox
+
+
+@dataclass
+class Context:
+    """Dependencies of one investigation run."""
+
+    model: BaseChatModel
+    """The chat model every agent uses (bound to the agent's tools per call)."""
+    model_name: str
+    """"provider:model" as recorded in the history."""
+    toolbox: Toolbox
+    """Open MCP sessions; agents see only the tools of their own servers."""
+    registry: AgentRegistry
+    """Alert type → agent spec (servers, instructions, limits)."""
+    runbooks: RunbookFetcher
+    """Downloads runbooks from GitHub (or the configured local folder)."""
+    tool_output_max_bytes: int = 16_384
+    """Each tool result is capped to this many bytes before it enters the state."""
+    tool_timeout: float = 60.0
+    """Seconds one MCP tool call may take."""
+    runbook_max_chars: int = 24_000
+    """Runbook text kept for prompts (the full size and hash are recorded)."""

@@ -1,0 +1,62 @@
+"""The agent registry: which specialized agent handles an alert type, and what it may use."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from graph.config import AppConfig, MCPServerConfig
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """A specialized agent is data: a name, its MCP servers, its instructions, its limits."""
+
+    name: str
+    mcp_servers: tuple[str, ...]
+    instructions: str
+    alert_types: tuple[str, ...]
+    max_iterations: int
+
+    @property
+    def node_name(self) -> str:
+        """The orchestrator node (and subgraph name) that runs this agent."""
+        return f"{self.name}_agent"
+
+
+class AgentRegistry:
+    """Alert type → agent lookups over an immutable configuration."""
+
+    def __init__(self, config: AppConfig, *, max_iterations: int | None = None) -> None:
+        self.config = config
+        self.agents: dict[str, AgentSpec] = {
+            name: AgentSpec(
+                name=name,
+                mcp_servers=tuple(agent.mcp_servers),
+                instructions=agent.instructions,
+                alert_types=tuple(agent.alert_types),
+                max_iterations=max_iterations or agent.max_iterations,
+            )
+            for name, agent in config.agents.items()
+        }
+        self._by_alert_type = {
+            alert_type: spec for spec in self.agents.values() for alert_type in spec.alert_types
+        }
+
+    def agent_for(self, alert_type: str) -> AgentSpec | None:
+        return self._by_alert_type.get(alert_type)
+
+    def alert_types(self) -> list[str]:
+        return sorted(self._by_alert_type)
+
+    @property
+    def servers(self) -> Mapping[str, MCPServerConfig]:
+        return self.config.mcp_servers
+
+    def server_instructions(self, spec: AgentSpec) -> dict[str, str]:
+        """Per-server instructions for the servers this agent uses, in its order."""
+        return {
+            server: self.servers[server].instructions
+            for server in spec.mcp_servers
+            if self.servers[server].instructions
+        }

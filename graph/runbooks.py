@@ -1,0 +1,371 @@
+"""Fetch the runbook an alert refers to, so it can be given to the LLM.
+
+A reference is either an http(s) URL or a local file. GitHub ``blob``/``raw`` page URLs
+are rewritten to raw-content URLs (:func:`github_raw_url`). Safety rules:
+
+* The GitHub token is sent only to GitHub hosts (and to the origin of ``raw_base_url``),
+  re-decided on every redirect hop, so it never follows a redirect to another host.
+* Local references (relative paths, absolute paths, ``file://`` URLs) are read only from
+  inside ``runbooks_dir`` after resolving symlinks; with no ``runbooks_dir`` they are
+  refused. An alert can never make us read an arbitrary file.
+* Bodies are read up to ``max_bytes`` and refused beyond it; a single overall deadline of
+  ``timeout`` seconds covers the whole fetch, redirects included.
+
+Content is decoded as UTF-8 (a BOM is dropped) with ``errors="replace"``, so a runbook
+saved in another 8-bit encoding still reaches the LLM, slightly garbled. Content with NUL
+bytes is refused as binary. ``sha256`` and ``size`` describe the raw bytes as read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import httpx
+
+__all__ = [
+    "DEFAULT_RAW_BASE_URL",
+    "GITHUB_HOSTS",
+    "MAX_REDIRECTS",
+    "Runbook",
+    "RunbookError",
+    "RunbookFetcher",
+    "github_raw_url",
+]
+
+DEFAULT_RAW_BASE_URL = "https://raw.githubusercontent.com"
+#: Hosts that receive the GitHub token (over https only); see ``RunbookFetcher``.
+GITHUB_HOSTS = frozenset({"github.com", "raw.githubusercontent.com", "api.github.com"})
+MAX_REDIRECTS = 5
+
+_GITHUB_WEB_HOSTS = frozenset({"github.com", "www.github.com"})
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_USER_AGENT = "sre-agent-runbook-fetcher"
+
+
+@dataclass(frozen=True)
+class Runbook:
+    """A fetched runbook."""
+
+    reference: str  # what the alert said
+    source: str  # the URL (after redirects) or resolved file path actually read
+    content: str
+    sha256: str  # hex digest of the raw bytes
+    size: int  # bytes
+
+
+class RunbookError(Exception):
+    """A runbook could not be fetched; str(e) is a one-line reason fit to show a user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
+def github_raw_url(url: str, raw_base_url: str = DEFAULT_RAW_BASE_URL) -> str:
+    """Return the raw-content URL for a GitHub file page URL; other URLs are returned as is.
+
+    ``https://github.com/<owner>/<repo>/blob/<ref>/<path>`` (or ``/raw/``) becomes
+    ``<raw_base_url>/<owner>/<repo>/<ref>/<path>``; query (e.g. ``?plain=1``) and fragment
+    (e.g. ``#L10``) are dropped. GitHub URLs of other shapes, raw.githubusercontent.com
+    URLs and all other URLs come back unchanged.
+    """
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return url
+    if parts.scheme.lower() not in ("http", "https"):
+        return url
+    if (parts.hostname or "").lower() not in _GITHUB_WEB_HOSTS:
+        return url
+    segments = parts.path.split("/")
+    # ["", owner, repo, "blob"|"raw", ref, *path]
+    if len(segments) < 6 or segments[3] not in ("blob", "raw"):
+        return url
+    owner, repo, rest = segments[1], segments[2], segments[4:]
+    if not owner or not repo or not all(rest):
+        return url
+    return "/".join([raw_base_url.rstrip("/"), owner, repo, *rest])
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default_port = {"http": 80, "https": 443}.get(url.scheme)
+    return (url.scheme, url.host, url.port or default_port)
+
+
+def _display(url: httpx.URL | str) -> str:
+    """URL for messages, without any user:password part."""
+    try:
+        parts = urlsplit(str(url))
+    except ValueError:
+        return str(url)
+    if "@" not in parts.netloc:
+        return str(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class RunbookFetcher:
+    """Fetch runbooks from URLs or from a local runbooks directory.
+
+    ``github_token`` is sent as ``Authorization: Bearer <token>`` only to
+    ``https://`` URLs on :data:`GITHUB_HOSTS`, and to URLs with the same scheme, host
+    and port as ``raw_base_url`` (so a GitHub Enterprise or test server can be used).
+    Redirects (at most :data:`MAX_REDIRECTS`) are followed here, hop by hop, with that
+    rule applied to each hop.
+
+    Use as ``async with RunbookFetcher(...) as fetcher:`` or call :meth:`aclose`. One
+    ``httpx.AsyncClient`` is created on first use and reused; ``fetch`` may be called
+    concurrently.
+    """
+
+    def __init__(
+        self,
+        *,
+        github_token: str | None = None,
+        runbooks_dir: Path | None = None,
+        timeout: float = 10.0,
+        max_bytes: int = 512_000,
+        raw_base_url: str = DEFAULT_RAW_BASE_URL,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if max_bytes <= 0:
+            raise ValueError("max_bytes must be positive")
+        self._token = (github_token or "").strip() or None
+        self._runbooks_dir = runbooks_dir
+        self._timeout = timeout
+        self._max_bytes = max_bytes
+        self._raw_base_url = raw_base_url.rstrip("/")
+        self._raw_origin = _origin(httpx.URL(self._raw_base_url))
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> RunbookFetcher:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (idempotent; a later ``fetch`` opens a new one)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def fetch(self, reference: str) -> Runbook:
+        """Fetch the runbook ``reference`` names; raise :class:`RunbookError` on failure."""
+        ref = reference.strip()
+        if not ref:
+            raise RunbookError("empty runbook reference")
+        try:
+            scheme = urlsplit(ref).scheme.lower() if "://" in ref else ""
+        except ValueError as exc:
+            raise RunbookError(f"invalid runbook reference {ref!r}: {exc}") from exc
+        if scheme in ("http", "https"):
+            source, raw = await self._fetch_url(github_raw_url(ref, self._raw_base_url))
+        elif scheme in ("", "file"):
+            path = self._local_path(ref)
+            raw = await asyncio.to_thread(self._read_file, path, ref)
+            source = str(path)
+        else:
+            raise RunbookError(
+                f"unsupported runbook reference {ref!r}: use an http(s) URL "
+                "or a path inside RUNBOOKS_DIR"
+            )
+        return Runbook(
+            reference=reference,
+            source=source,
+            content=self._decode(raw, ref),
+            sha256=hashlib.sha256(raw).hexdigest(),
+            size=len(raw),
+        )
+
+    # -- HTTP -------------------------------------------------------------------------
+
+    def _get_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                transport=self._transport,
+                timeout=httpx.Timeout(self._timeout),
+                follow_redirects=False,  # done by hand so the token is re-decided per hop
+                headers={"User-Agent": _USER_AGENT},
+            )
+        return self._client
+
+    def _sends_token(self, url: httpx.URL) -> bool:
+        if self._token is None:
+            return False
+        if url.scheme == "https" and url.host in GITHUB_HOSTS:
+            return True
+        return _origin(url) == self._raw_origin
+
+    def _is_github(self, url: httpx.URL) -> bool:
+        return url.host in GITHUB_HOSTS or _origin(url) == self._raw_origin
+
+    async def _fetch_url(self, url_text: str) -> tuple[str, bytes]:
+        try:
+            url = httpx.URL(url_text)
+        except httpx.InvalidURL as exc:
+            raise RunbookError(f"invalid runbook URL {_display(url_text)}: {exc}") from exc
+        if not url.host:
+            raise RunbookError(f"invalid runbook URL (no host): {_display(url)}")
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._follow(url)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise RunbookError(
+                f"timed out after {self._timeout:g}s fetching runbook: {_display(url)}"
+            ) from exc
+
+    async def _follow(self, url: httpx.URL) -> tuple[str, bytes]:
+        client = self._get_client()
+        for _hop in range(MAX_REDIRECTS + 1):
+            headers = {"Authorization": f"Bearer {self._token}"} if self._sends_token(url) else {}
+            try:
+                resp = await client.send(
+                    client.build_request("GET", url, headers=headers), stream=True
+                )
+                try:
+                    if resp.status_code in _REDIRECT_STATUSES:
+                        url = self._redirect_target(resp)
+                        continue
+                    self._check_status(resp)
+                    return str(resp.url), await self._read_body(resp)
+                finally:
+                    await resp.aclose()
+            except httpx.TimeoutException:
+                raise
+            except httpx.UnsupportedProtocol as exc:
+                raise RunbookError(f"unsupported URL scheme: {_display(url)}") from exc
+            except httpx.TransportError as exc:
+                raise RunbookError(
+                    f"could not fetch runbook from {url.host}: {_describe(exc)}"
+                ) from exc
+        raise RunbookError(f"too many redirects (more than {MAX_REDIRECTS}): {_display(url)}")
+
+    def _redirect_target(self, resp: httpx.Response) -> httpx.URL:
+        location = resp.headers.get("Location")
+        if not location:
+            raise RunbookError(
+                f"HTTP {resp.status_code} redirect without a Location: {_display(resp.url)}"
+            )
+        try:
+            target = resp.url.join(location)
+        except httpx.InvalidURL as exc:
+            raise RunbookError(f"invalid redirect from {_display(resp.url)}: {exc}") from exc
+        if target.scheme not in ("http", "https"):
+            raise RunbookError(f"refusing redirect to a non-http(s) URL from {_display(resp.url)}")
+        return target
+
+    def _check_status(self, resp: httpx.Response) -> None:
+        code, url = resp.status_code, resp.url
+        if 200 <= code < 300:
+            return
+        shown = _display(url)
+        if code == 404:
+            hint = ""
+            if self._is_github(url) and self._token is None:
+                hint = " (if the repository is private, set GITHUB_TOKEN)"
+            raise RunbookError(f"runbook not found (HTTP 404): {shown}{hint}")
+        if code in (401, 403):
+            if not self._is_github(url):
+                hint = "GITHUB_TOKEN is only sent to GitHub hosts"
+            elif self._token is None:
+                hint = "GITHUB_TOKEN is not set"
+            else:
+                hint = "check that GITHUB_TOKEN is valid and can read this repository"
+            raise RunbookError(f"access denied (HTTP {code}): {shown}; {hint}")
+        reason = f" {resp.reason_phrase}" if resp.reason_phrase else ""
+        raise RunbookError(f"runbook fetch failed (HTTP {code}{reason}): {shown}")
+
+    async def _read_body(self, resp: httpx.Response) -> bytes:
+        too_big = RunbookError(
+            f"runbook is larger than the {self._max_bytes}-byte limit: {_display(resp.url)}"
+        )
+        declared = resp.headers.get("Content-Length", "")
+        identity = "Content-Encoding" not in resp.headers  # else the length is compressed
+        if identity and declared.isdigit() and int(declared) > self._max_bytes:
+            raise too_big
+        body = bytearray()
+        async for chunk in resp.aiter_bytes():  # decoded (gunzipped) bytes
+            body += chunk
+            if len(body) > self._max_bytes:
+                raise too_big
+        return bytes(body)
+
+    # -- local files ------------------------------------------------------------------
+
+    def _local_path(self, ref: str) -> Path:
+        """Resolve a local reference, refusing anything outside ``runbooks_dir``."""
+        if self._runbooks_dir is None:
+            raise RunbookError("local runbooks are disabled; set RUNBOOKS_DIR")
+        if ref.lower().startswith("file:"):
+            parts = urlsplit(ref)  # cannot fail: `fetch` already split it
+            if parts.netloc not in ("", "localhost"):
+                raise RunbookError(
+                    f"file URL with a host is not supported: {ref!r}; "
+                    "use a path inside RUNBOOKS_DIR"
+                )
+            raw_path = unquote(parts.path)
+        else:
+            raw_path = ref
+        try:
+            base = self._runbooks_dir.resolve(strict=True)
+        except (OSError, RuntimeError) as exc:
+            raise RunbookError(f"RUNBOOKS_DIR is not usable: {self._runbooks_dir}") from exc
+        try:
+            given = Path(raw_path)
+            resolved = (base / given).resolve()  # an absolute `given` replaces `base`
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise RunbookError(f"invalid runbook path {ref!r}: {_describe(exc)}") from exc
+        if not resolved.is_relative_to(base):
+            if given.is_absolute():
+                why = "absolute path is outside RUNBOOKS_DIR"
+            elif ".." in given.parts:
+                why = "'..' leads outside RUNBOOKS_DIR"
+            else:
+                why = "a symlink leads outside RUNBOOKS_DIR"
+            raise RunbookError(f"refusing runbook path {ref!r}: {why} ({base})")
+        return resolved
+
+    def _read_file(self, path: Path, ref: str) -> bytes:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(path, flags)
+        except FileNotFoundError as exc:
+            raise RunbookError(f"runbook not found in RUNBOOKS_DIR: {ref!r}") from exc
+        except OSError as exc:
+            raise RunbookError(f"cannot read runbook {ref!r}: {_describe(exc)}") from exc
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise RunbookError(f"runbook is not a regular file: {ref!r}")
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                data = f.read(self._max_bytes + 1)
+        finally:
+            os.close(fd)
+        if len(data) > self._max_bytes:
+            raise RunbookError(f"runbook is larger than the {self._max_bytes}-byte limit: {ref!r}")
+        return data
+
+    # -- decoding ---------------------------------------------------------------------
+
+    @staticmethod
+    def _decode(raw: bytes, ref: str) -> str:
+        if b"\x00" in raw:
+            raise RunbookError(f"runbook is not text (binary content): {ref!r}")
+        return raw.decode("utf-8-sig", errors="replace")

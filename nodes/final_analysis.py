@@ -1,0 +1,73 @@
+"""`final_analysis`: write the root-cause analysis with evidence and remediation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graph.analysis import RootCauseAnalysis
+from graph.context import Context
+from graph.events import EventType, emit
+from graph.state import AgentState, Evidence, FinalAnalysis, StopReason
+from nodes._llm import call_model, messages_for
+
+STOP_NOTES: dict[str, str] = {
+    "max_iterations": "The investigation reached its iteration limit: no more tools can be "
+    "called. Conclude from what is known and say what remains unverified.",
+    "no_tools": "No tool server is available to this agent, so nothing could be checked: "
+    "reason from the alert and runbook only, with low confidence.",
+    "model_concluded": "",
+}
+
+
+def _checked_evidence(items: list[Evidence], known: set[str]) -> list[Evidence]:
+    """Keep the model's citations honest: an unknown ref is flagged, not silently kept."""
+    checked = []
+    for item in items:
+        ref = item["tool_call"].strip()
+        if ref not in known and ref not in ("alert", "runbook"):
+            item = {"finding": f"{item['finding']} (cited call {ref!r} does not exist)",
+                    "tool_call": "unverified"}
+        checked.append(item)
+    return checked
+
+
+async def final_analysis(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = runtime.context
+    spec = ctx.registry.agents[state["agent"]]
+    iteration = state.get("iteration", 0)
+    stop_reason: StopReason = state.get("stop_reason") or "model_concluded"
+    messages = messages_for(
+        ctx, spec, "final_analysis",
+        stop_note=STOP_NOTES[stop_reason], alert=state["alert"], runbook=state.get("runbook"),
+        tool_calls=state.get("tool_calls", []), notes=state.get("notes", ""),
+        unavailable=ctx.toolbox.unavailable(spec.mcp_servers), results=state.get("results", []),
+    )
+    runnable = ctx.model.with_structured_output(RootCauseAnalysis, include_raw=True)
+    result, record = await call_model(runnable, messages, ctx=ctx, step="final_analysis",
+                                      iteration=iteration)
+    parsed = result["parsed"]
+    known = {call["ref"] for call in state.get("tool_calls", [])}
+    if isinstance(parsed, RootCauseAnalysis):
+        analysis: FinalAnalysis = {
+            "summary": parsed.summary,
+            "root_cause": parsed.root_cause,
+            "evidence": _checked_evidence(
+                [{"finding": e.finding, "tool_call": e.tool_call} for e in parsed.evidence], known
+            ),
+            "remediation": parsed.remediation,
+            "confidence": parsed.confidence,
+            "stop_reason": stop_reason,
+            "iterations": iteration,
+        }
+    else:
+        analysis = {
+            "summary": record["response"] or "(the model returned no analysis)",
+            "root_cause": "The model's answer was not in the required structure; see summary.",
+            "evidence": [], "remediation": [], "confidence": "low",
+            "stop_reason": stop_reason, "iterations": iteration,
+        }
+    emit(runtime.stream_writer, EventType.FINAL_ANALYSIS, agent=spec.name, iteration=iteration,
+         step="final_analysis", analysis=analysis)
+    return {"analysis": analysis, "status": "completed", "llm_call": record, "results": []}

@@ -1,0 +1,51 @@
+"""`partial_analysis`: fold the iteration's results into the running analysis and decide
+whether to investigate further."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langgraph.runtime import Runtime
+
+from graph.analysis import PartialAnalysis
+from graph.context import Context
+from graph.events import EventType, emit
+from graph.state import AgentState
+from nodes._llm import call_model, messages_for
+
+
+async def partial_analysis(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = runtime.context
+    spec = ctx.registry.agents[state["agent"]]
+    iteration = state["iteration"]
+    messages = messages_for(
+        ctx, spec, "partial_analysis",
+        iteration=iteration, max_iterations=spec.max_iterations, alert=state["alert"],
+        tool_calls=state.get("tool_calls", []), notes=state.get("notes", ""),
+        unavailable={}, results=state.get("results", []),
+    )
+    runnable = ctx.model.with_structured_output(PartialAnalysis, include_raw=True)
+    result, record = await call_model(runnable, messages, ctx=ctx, step="partial_analysis",
+                                      iteration=iteration)
+    parsed = result["parsed"]
+    if isinstance(parsed, PartialAnalysis):
+        analysis, conclude = parsed.analysis, parsed.conclude
+    else:  # unstructured answer: keep the text, go on while the budget lasts
+        analysis, conclude = record["response"] or "(the model gave no analysis)", False
+    at_limit = iteration >= spec.max_iterations
+    stop_reason = "model_concluded" if conclude else ("max_iterations" if at_limit else None)
+    emit(runtime.stream_writer, EventType.PARTIAL_ANALYSIS, agent=spec.name,
+         iteration=iteration, step="partial_analysis", analysis=analysis, conclude=conclude,
+         stop_reason=stop_reason)
+    return {
+        "notes": analysis,
+        "findings": [{"iteration": iteration, "analysis": analysis}],
+        "conclude": conclude,
+        "stop_reason": stop_reason,
+        "llm_call": record,
+    }
+
+
+def after_partial(state: AgentState) -> Literal["select_tools", "final_analysis"]:
+    """Go on unless the model concluded or the iteration budget is spent."""
+    return "final_analysis" if state.get("stop_reason") else "select_tools"
