@@ -48,8 +48,14 @@ def render_markdown(analysis: FinalAnalysis, tool_calls: Sequence[ToolCallRecord
         lines.append("- none cited")
     lines += ["", "## Remediation"]
     lines += [f"{n}. {step}" for n, step in enumerate(analysis["remediation"], 1)] or ["- none"]
-    reason = {"model_concluded": "the agent concluded", "max_iterations": "iteration limit reached",
-              "no_tools": "no tools were available"}[analysis["stop_reason"]]
-    lines += ["", f"**Confidence:** {analysis['confidence']} · {analysis['iterations']} "
-              f"iteration(s) · {reason}"]
+    reason = {
+        "model_concluded": "the agent concluded",
+        "max_iterations": "iteration limit reached",
+        "no_tools": "no tools were available",
+    }[analysis["stop_reason"]]
+    lines += [
+        "",
+        f"**Confidence:** {analysis['confidence']} · {analysis['iterations']} "
+        f"iteration(s) · {reason}",
+    ]
     return "\n".join(lines)

@@ -1,17 +1,17 @@
 """The investigation graph, whole:
 
-    START → route ─(no agent)→ END
-              └→ fetch_runbook → <agent>_agent → END
+START → route ─(no agent)→ END
+          └→ fetch_runbook → <agent>_agent → END
 
-    <agent>_agent (one subgraph per registered agent, same builder):
-    START → select_tools ─(no tool calls)→ final_analysis → END
-              └→ execute_tools → partial_analysis ─(go on)→ select_tools
-                                                  └─(concluded / budget spent)→ final_analysis
+<agent>_agent (one subgraph per registered agent, same builder):
+START → select_tools ─(no tool calls)→ final_analysis → END
+          └→ execute_tools → partial_analysis ─(go on)→ select_tools
+                                              └─(concluded / budget spent)→ final_analysis
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
@@ -55,7 +55,7 @@ def build_agent_graph(spec: AgentSpec) -> CompiledStateGraph[Any, Any, Any, Any]
     return builder.compile(name=spec.node_name)
 
 
-def after_route(state: InvestigationState) -> Literal["fetch_runbook", "__end__"]:
+def after_route(state: InvestigationState) -> str:
     return END if state.get("status") == "failed" else "fetch_runbook"
 
 
@@ -63,8 +63,9 @@ def build_investigation_graph(
     registry: AgentRegistry, *, checkpointer: BaseCheckpointSaver[Any] | None = None
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """The orchestrator, with one agent subgraph per registered agent."""
-    builder = StateGraph(InvestigationState, context_schema=Context,
-                         input_schema=InvestigationInput)
+    builder = StateGraph(
+        InvestigationState, context_schema=Context, input_schema=InvestigationInput
+    )
     builder.add_node("route", route)
     builder.add_node("fetch_runbook", fetch_runbook)
     agent_nodes = {}

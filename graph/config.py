@@ -65,8 +65,17 @@ class MCPServerConfig(BaseModel):
 
 
 _PASS_THROUGH_ENV = frozenset(
-    {"KUBECONFIG", "KUBE_CLIENT_QPS", "KUBE_CLIENT_BURST", "HTTP_PROXY", "HTTPS_PROXY",
-     "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"}
+    {
+        "KUBECONFIG",
+        "KUBE_CLIENT_QPS",
+        "KUBE_CLIENT_BURST",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+    }
 )
 
 
@@ -182,8 +191,9 @@ def _seed_server_shape(entry: dict[str, Any]) -> dict[str, Any]:
     """Accept the seed's MCPServerConfig shape (connection_params, server_type) too."""
     if "connection_params" not in entry:
         return entry
-    converted = {k: v for k, v in entry.items() if k not in ("connection_params", "server_type",
-                                                             "server_id")}
+    converted = {
+        k: v for k, v in entry.items() if k not in ("connection_params", "server_type", "server_id")
+    }
     converted.update(entry["connection_params"])
     return converted
 

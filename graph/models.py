@@ -90,7 +90,10 @@ def build_chat_model(choice: ModelChoice, settings: Settings) -> BaseChatModel:
     from langchain.chat_models import init_chat_model
 
     assert choice.provider is not None and choice.model is not None
-    kwargs: dict[str, Any] = {"timeout": settings.llm_timeout, "max_retries": settings.llm_max_retries}
+    kwargs: dict[str, Any] = {
+        "timeout": settings.llm_timeout,
+        "max_retries": settings.llm_max_retries,
+    }
     key = _api_key(choice.provider, choice)
     if choice.provider == "openai":
         if choice.base_url:

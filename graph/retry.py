@@ -6,11 +6,19 @@ from __future__ import annotations
 import httpx
 from langgraph.types import RetryPolicy
 
-_TRANSIENT_NAMES = frozenset({
-    "RateLimitError", "APITimeoutError", "APIConnectionError", "InternalServerError",
-    "ServiceUnavailableError", "OverloadedError", "ResourceExhausted", "DeadlineExceeded",
-    "ServiceUnavailable",
-})
+_TRANSIENT_NAMES = frozenset(
+    {
+        "RateLimitError",
+        "APITimeoutError",
+        "APIConnectionError",
+        "InternalServerError",
+        "ServiceUnavailableError",
+        "OverloadedError",
+        "ResourceExhausted",
+        "DeadlineExceeded",
+        "ServiceUnavailable",
+    }
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -27,6 +35,10 @@ def is_transient(exc: BaseException) -> bool:
 def model_retry_policy() -> RetryPolicy:
     """Retry model-calling nodes on transient provider errors, with backoff and jitter."""
     return RetryPolicy(
-        initial_interval=1.0, backoff_factor=2.0, max_interval=30.0, max_attempts=3,
-        jitter=True, retry_on=is_transient,
+        initial_interval=1.0,
+        backoff_factor=2.0,
+        max_interval=30.0,
+        max_attempts=3,
+        jitter=True,
+        retry_on=is_transient,
     )

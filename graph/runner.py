@@ -8,13 +8,18 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import StreamMode
 
 from graph.context import Context
 from graph.events import EventType, make_event
 from graph.toolbox import describe_error
 
 log = logging.getLogger(__name__)
+
+# A list, not a tuple: LangGraph yields (namespace, mode, chunk) only for a list of modes.
+_STREAM_MODES: list[StreamMode] = ["custom", "values"]
 
 EventSink = Callable[[dict[str, Any]], Awaitable[None] | None]
 
@@ -43,21 +48,28 @@ async def run_investigation(
     configurable: dict[str, Any] = {"thread_id": thread_id}
     if checkpoint_id:
         configurable["checkpoint_id"] = checkpoint_id
-    config: dict[str, Any] = {"configurable": configurable, "recursion_limit": 1000}
-    await _send(on_event, make_event(EventType.SESSION_STARTED, thread_id=thread_id,
-                                     resumed=alert is None, model=context.model_name))
+    config: RunnableConfig = {"configurable": configurable, "recursion_limit": 1000}
+    await _send(
+        on_event,
+        make_event(
+            EventType.SESSION_STARTED,
+            thread_id=thread_id,
+            resumed=alert is None,
+            model=context.model_name,
+        ),
+    )
     values: dict[str, Any] = {}
     try:
         async for namespace, mode, chunk in graph.astream(
             {"alert": alert} if alert is not None else None,
             config,
             context=context,
-            stream_mode=["custom", "values"],
+            stream_mode=_STREAM_MODES,
             subgraphs=True,
         ):
-            if mode == "custom":
+            if mode == "custom" and isinstance(chunk, dict):
                 await _send(on_event, chunk)
-            elif mode == "values" and not namespace:
+            elif mode == "values" and not namespace and isinstance(chunk, dict):
                 values = dict(chunk)
     except Exception as exc:
         log.exception("investigation %s failed", thread_id)
@@ -66,10 +78,18 @@ async def run_investigation(
         values["status"] = "failed"
         values.setdefault("error", None)
         values["error"] = values["error"] or "the investigation ended without an analysis"
-        await _send(on_event, make_event(EventType.SESSION_FAILED, agent=values.get("agent"),
-                                         error=values["error"]))
+        await _send(
+            on_event,
+            make_event(EventType.SESSION_FAILED, agent=values.get("agent"), error=values["error"]),
+        )
     else:
-        await _send(on_event, make_event(EventType.SESSION_COMPLETED, agent=values.get("agent"),
-                                         iteration=values.get("iteration"),
-                                         analysis=values.get("analysis")))
+        await _send(
+            on_event,
+            make_event(
+                EventType.SESSION_COMPLETED,
+                agent=values.get("agent"),
+                iteration=values.get("iteration"),
+                analysis=values.get("analysis"),
+            ),
+        )
     return values

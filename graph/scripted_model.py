@@ -79,10 +79,13 @@ class ScriptedChatModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    script: list[AIMessage | Responder] = Field(default_factory=list)
+    script: list[Any] = Field(default_factory=list)
+    """Responses used in order: AIMessages, or Responder functions called with the request."""
     responder: Responder | None = None
     latency: float = 0.0
     model_name: str = "scripted"
+    record: bool = True
+    """Keep every request in `requests` (tests); off for long-running use."""
     _requests: list[ModelRequest] = PrivateAttr(default_factory=list)
     _position: int = PrivateAttr(default=0)
 
@@ -107,7 +110,8 @@ class ScriptedChatModel(BaseChatModel):
 
     def _respond(self, messages: list[BaseMessage], **kwargs: Any) -> AIMessage:
         request = ModelRequest(list(messages), kwargs.get("tools") or [], kwargs.get("tool_choice"))
-        self._requests.append(request)
+        if self.record:
+            self._requests.append(request)
         if self._position < len(self.script):
             step = self.script[self._position]
             self._position += 1
@@ -115,9 +119,7 @@ class ScriptedChatModel(BaseChatModel):
         elif self.responder is not None:
             response = self.responder(request)
         else:
-            raise RuntimeError(
-                f"scripted model ran out of responses after {self._position} calls"
-            )
+            raise RuntimeError(f"scripted model ran out of responses after {self._position} calls")
         prompt_tokens = _estimate_tokens(request.text)
         output_tokens = _estimate_tokens(response.text + json.dumps(response.tool_calls))
         usage = UsageMetadata(
@@ -127,7 +129,9 @@ class ScriptedChatModel(BaseChatModel):
         )
         return AIMessage(
             content=response.content,
-            tool_calls=[{**c, "id": c.get("id") or f"call_{next(_ids)}"} for c in response.tool_calls],
+            tool_calls=[
+                {**c, "id": c.get("id") or f"call_{next(_ids)}"} for c in response.tool_calls
+            ],
             usage_metadata=usage,
             response_metadata={"model_name": self.model_name},
         )
@@ -162,15 +166,25 @@ class ScriptedChatModel(BaseChatModel):
             yield AIMessageChunk(
                 content="",
                 tool_call_chunks=[
-                    {"name": call["name"], "args": args[:middle], "id": call["id"],
-                     "index": index, "type": "tool_call_chunk"}
+                    {
+                        "name": call["name"],
+                        "args": args[:middle],
+                        "id": call["id"],
+                        "index": index,
+                        "type": "tool_call_chunk",
+                    }
                 ],
             )
             yield AIMessageChunk(
                 content="",
                 tool_call_chunks=[
-                    {"name": None, "args": args[middle:], "id": None,
-                     "index": index, "type": "tool_call_chunk"}
+                    {
+                        "name": None,
+                        "args": args[middle:],
+                        "id": None,
+                        "index": index,
+                        "type": "tool_call_chunk",
+                    }
                 ],
             )
         yield AIMessageChunk(
@@ -189,7 +203,9 @@ class ScriptedChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         for chunk in self._chunks(self._respond(messages, **kwargs)):
             if run_manager and isinstance(chunk.content, str) and chunk.content:
-                run_manager.on_llm_new_token(chunk.content, chunk=ChatGenerationChunk(message=chunk))
+                run_manager.on_llm_new_token(
+                    chunk.content, chunk=ChatGenerationChunk(message=chunk)
+                )
             yield ChatGenerationChunk(message=chunk)
 
     async def _astream(

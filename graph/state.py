@@ -9,9 +9,9 @@ that wrote it, which is what the history timeline reads.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 Status = Literal["running", "completed", "failed"]
 Confidence = Literal["low", "medium", "high"]

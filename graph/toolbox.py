@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal, TextIO
 
 from langchain_core.tools import BaseTool
 from langchain_mcp_adapters.sessions import create_session
@@ -104,17 +104,24 @@ class Toolbox:
             ready.set()
 
     @contextlib.asynccontextmanager
-    async def _open(self, name: str, config: MCPServerConfig, stack: contextlib.AsyncExitStack):  # type: ignore[no-untyped-def]
+    async def _open(
+        self, name: str, config: MCPServerConfig, stack: contextlib.AsyncExitStack
+    ) -> AsyncIterator[ClientSession]:
         if config.transport != "stdio":
-            connection: Any = {"transport": config.transport, "url": config.url,
-                               "headers": dict(config.headers)}
+            connection: Any = {
+                "transport": config.transport,
+                "url": config.url,
+                "headers": dict(config.headers),
+            }
             async with create_session(connection) as session:
                 await session.initialize()
                 yield session
             return
         assert config.command is not None
         params = StdioServerParameters(
-            command=config.command, args=list(config.args), env=config.child_env(),
+            command=config.command,
+            args=list(config.args),
+            env=config.child_env(),
             cwd=config.cwd,
         )
         errlog = stack.enter_context(self._errlog(name))
@@ -126,9 +133,9 @@ class Toolbox:
             yield session
 
     @contextlib.contextmanager
-    def _errlog(self, name: str):  # type: ignore[no-untyped-def]
+    def _errlog(self, name: str) -> Iterator[TextIO]:
         """The server's stderr goes to a log file, never over the user's terminal."""
-        handle: IO[str]
+        handle: TextIO
         if self._log_dir is None:
             handle = open(  # noqa: SIM115 - closed below
                 "/dev/null", "w"
@@ -163,7 +170,9 @@ class Toolbox:
         for server in servers:
             for tool in self._tools.get(server, []):
                 if tool.name in tools:
-                    log.warning("tool %s of %s hidden by %s", tool.name, server, tools[tool.name][0])
+                    log.warning(
+                        "tool %s of %s hidden by %s", tool.name, server, tools[tool.name][0]
+                    )
                     continue
                 tools[tool.name] = (server, tool)
         return tools

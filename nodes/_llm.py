@@ -26,7 +26,9 @@ def system_prompt(ctx: Context, spec: AgentSpec) -> str:
     )
 
 
-def messages_for(ctx: Context, spec: AgentSpec, template: str, **variables: Any) -> list[BaseMessage]:
+def messages_for(
+    ctx: Context, spec: AgentSpec, template: str, **variables: Any
+) -> list[BaseMessage]:
     return [SystemMessage(system_prompt(ctx, spec)), HumanMessage(render(template, **variables))]
 
 

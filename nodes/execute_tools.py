@@ -49,19 +49,16 @@ def cap(text: str, limit: int) -> tuple[str, int, bool]:
     return shown + TRUNCATED.format(shown=len(shown.encode()), total=len(data)), len(data), True
 
 
-async def _run_one(
-    call: dict[str, Any], tool: BaseTool, timeout: float
-) -> tuple[str, str]:
+async def _run_one(call: dict[str, Any], tool: BaseTool, limit: float) -> tuple[str, str]:
     try:
-        message = await asyncio.wait_for(
-            tool.ainvoke({"type": "tool_call", "name": call["name"], "args": call["args"],
-                          "id": call["id"]}),
-            timeout,
-        )
+        async with asyncio.timeout(limit):
+            message = await tool.ainvoke(
+                {"type": "tool_call", "name": call["name"], "args": call["args"], "id": call["id"]}
+            )
     except GraphBubbleUp:
         raise
     except TimeoutError:
-        return "error", TOOL_TIMEOUT.format(tool=call["name"], timeout=timeout)
+        return "error", TOOL_TIMEOUT.format(tool=call["name"], timeout=limit)
     except Exception as exc:  # the model reads the failure and can adapt
         return "error", TOOL_FAILED.format(tool=call["name"], error=f"{type(exc).__name__}: {exc}")
     if isinstance(message, ToolMessage):
@@ -81,26 +78,54 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
         ref = f"T{iteration}.{n}"
         entry = tools.get(call["name"])
         server = entry[0] if entry else None
-        emit(writer, EventType.TOOL_CALL_STARTED, agent=spec.name, iteration=iteration,
-             step="execute_tools", ref=ref, tool=call["name"], server=server, args=call["args"])
+        emit(
+            writer,
+            EventType.TOOL_CALL_STARTED,
+            agent=spec.name,
+            iteration=iteration,
+            step="execute_tools",
+            ref=ref,
+            tool=call["name"],
+            server=server,
+            args=call["args"],
+        )
         started, clock = now_iso(), time.perf_counter()
         if entry is None:
             status = "refused"
-            text = UNKNOWN_TOOL.format(name=call["name"], agent=spec.name,
-                                       valid=", ".join(sorted(tools)) or "none")
+            text = UNKNOWN_TOOL.format(
+                name=call["name"], agent=spec.name, valid=", ".join(sorted(tools)) or "none"
+            )
         else:
             status, text = await _run_one(call, entry[1], ctx.tool_timeout)
         content, size, truncated = cap(text, ctx.tool_output_max_bytes)
         record: ToolCallRecord = {
-            "ref": ref, "id": call["id"], "iteration": iteration, "server": server,
-            "tool": call["name"], "args": call["args"], "status": status,  # type: ignore[typeddict-item]
+            "ref": ref,
+            "id": call["id"],
+            "iteration": iteration,
+            "server": server,
+            "tool": call["name"],
+            "args": call["args"],
+            "status": status,  # type: ignore[typeddict-item]
             "started_at": started,
             "duration_ms": round((time.perf_counter() - clock) * 1000, 3),
-            "size": size, "truncated": truncated, "content": content,
+            "size": size,
+            "truncated": truncated,
+            "content": content,
         }
-        emit(writer, EventType.TOOL_CALL_FINISHED, agent=spec.name, iteration=iteration,
-             step="execute_tools", ref=ref, tool=call["name"], server=server, status=status,
-             duration_ms=record["duration_ms"], size=size, truncated=truncated)
+        emit(
+            writer,
+            EventType.TOOL_CALL_FINISHED,
+            agent=spec.name,
+            iteration=iteration,
+            step="execute_tools",
+            ref=ref,
+            tool=call["name"],
+            server=server,
+            status=status,
+            duration_ms=record["duration_ms"],
+            size=size,
+            truncated=truncated,
+        )
         return record
 
     results = await asyncio.gather(*(run(n, c) for n, c in enumerate(state["pending"], 1)))

@@ -15,7 +15,11 @@ from graph.state import InvestigationState, RunbookRecord
 async def fetch_runbook(state: InvestigationState, runtime: Runtime[Context]) -> dict[str, Any]:
     reference = state["alert"].get("runbook")
     record: RunbookRecord = {
-        "reference": reference, "source": None, "sha256": None, "size": 0, "content": "",
+        "reference": reference,
+        "source": None,
+        "sha256": None,
+        "size": 0,
+        "content": "",
         "error": None,
     }
     if not reference:
@@ -30,8 +34,13 @@ async def fetch_runbook(state: InvestigationState, runtime: Runtime[Context]) ->
             content = runbook.content
             if len(content) > limit:
                 content = content[:limit] + f"\n[runbook truncated: {len(runbook.content)} chars]"
-            record.update(source=runbook.source, sha256=runbook.sha256, size=runbook.size,
-                          content=content)
+            record = {
+                **record,
+                "source": runbook.source,
+                "sha256": runbook.sha256,
+                "size": runbook.size,
+                "content": content,
+            }
     emit(
         runtime.stream_writer,
         EventType.RUNBOOK_FETCHED,

@@ -27,8 +27,10 @@ def _checked_evidence(items: list[Evidence], known: set[str]) -> list[Evidence]:
     for item in items:
         ref = item["tool_call"].strip()
         if ref not in known and ref not in ("alert", "runbook"):
-            item = {"finding": f"{item['finding']} (cited call {ref!r} does not exist)",
-                    "tool_call": "unverified"}
+            item = {
+                "finding": f"{item['finding']} (cited call {ref!r} does not exist)",
+                "tool_call": "unverified",
+            }
         checked.append(item)
     return checked
 
@@ -39,14 +41,21 @@ async def final_analysis(state: AgentState, runtime: Runtime[Context]) -> dict[s
     iteration = state.get("iteration", 0)
     stop_reason: StopReason = state.get("stop_reason") or "model_concluded"
     messages = messages_for(
-        ctx, spec, "final_analysis",
-        stop_note=STOP_NOTES[stop_reason], alert=state["alert"], runbook=state.get("runbook"),
-        tool_calls=state.get("tool_calls", []), notes=state.get("notes", ""),
-        unavailable=ctx.toolbox.unavailable(spec.mcp_servers), results=state.get("results", []),
+        ctx,
+        spec,
+        "final_analysis",
+        stop_note=STOP_NOTES[stop_reason],
+        alert=state["alert"],
+        runbook=state.get("runbook"),
+        tool_calls=state.get("tool_calls", []),
+        notes=state.get("notes", ""),
+        unavailable=ctx.toolbox.unavailable(spec.mcp_servers),
+        results=state.get("results", []),
     )
     runnable = ctx.model.with_structured_output(RootCauseAnalysis, include_raw=True)
-    result, record = await call_model(runnable, messages, ctx=ctx, step="final_analysis",
-                                      iteration=iteration)
+    result, record = await call_model(
+        runnable, messages, ctx=ctx, step="final_analysis", iteration=iteration
+    )
     parsed = result["parsed"]
     known = {call["ref"] for call in state.get("tool_calls", [])}
     if isinstance(parsed, RootCauseAnalysis):
@@ -65,9 +74,18 @@ async def final_analysis(state: AgentState, runtime: Runtime[Context]) -> dict[s
         analysis = {
             "summary": record["response"] or "(the model returned no analysis)",
             "root_cause": "The model's answer was not in the required structure; see summary.",
-            "evidence": [], "remediation": [], "confidence": "low",
-            "stop_reason": stop_reason, "iterations": iteration,
+            "evidence": [],
+            "remediation": [],
+            "confidence": "low",
+            "stop_reason": stop_reason,
+            "iterations": iteration,
         }
-    emit(runtime.stream_writer, EventType.FINAL_ANALYSIS, agent=spec.name, iteration=iteration,
-         step="final_analysis", analysis=analysis)
+    emit(
+        runtime.stream_writer,
+        EventType.FINAL_ANALYSIS,
+        agent=spec.name,
+        iteration=iteration,
+        step="final_analysis",
+        analysis=analysis,
+    )
     return {"analysis": analysis, "status": "completed", "llm_call": record, "results": []}

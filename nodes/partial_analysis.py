@@ -19,14 +19,21 @@ async def partial_analysis(state: AgentState, runtime: Runtime[Context]) -> dict
     spec = ctx.registry.agents[state["agent"]]
     iteration = state["iteration"]
     messages = messages_for(
-        ctx, spec, "partial_analysis",
-        iteration=iteration, max_iterations=spec.max_iterations, alert=state["alert"],
-        tool_calls=state.get("tool_calls", []), notes=state.get("notes", ""),
-        unavailable={}, results=state.get("results", []),
+        ctx,
+        spec,
+        "partial_analysis",
+        iteration=iteration,
+        max_iterations=spec.max_iterations,
+        alert=state["alert"],
+        tool_calls=state.get("tool_calls", []),
+        notes=state.get("notes", ""),
+        unavailable={},
+        results=state.get("results", []),
     )
     runnable = ctx.model.with_structured_output(PartialAnalysis, include_raw=True)
-    result, record = await call_model(runnable, messages, ctx=ctx, step="partial_analysis",
-                                      iteration=iteration)
+    result, record = await call_model(
+        runnable, messages, ctx=ctx, step="partial_analysis", iteration=iteration
+    )
     parsed = result["parsed"]
     if isinstance(parsed, PartialAnalysis):
         analysis, conclude = parsed.analysis, parsed.conclude
@@ -34,9 +41,16 @@ async def partial_analysis(state: AgentState, runtime: Runtime[Context]) -> dict
         analysis, conclude = record["response"] or "(the model gave no analysis)", False
     at_limit = iteration >= spec.max_iterations
     stop_reason = "model_concluded" if conclude else ("max_iterations" if at_limit else None)
-    emit(runtime.stream_writer, EventType.PARTIAL_ANALYSIS, agent=spec.name,
-         iteration=iteration, step="partial_analysis", analysis=analysis, conclude=conclude,
-         stop_reason=stop_reason)
+    emit(
+        runtime.stream_writer,
+        EventType.PARTIAL_ANALYSIS,
+        agent=spec.name,
+        iteration=iteration,
+        step="partial_analysis",
+        analysis=analysis,
+        conclude=conclude,
+        stop_reason=stop_reason,
+    )
     return {
         "notes": analysis,
         "findings": [{"iteration": iteration, "analysis": analysis}],

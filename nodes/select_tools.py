@@ -19,31 +19,58 @@ async def select_tools(state: AgentState, runtime: Runtime[Context]) -> dict[str
     tools = ctx.toolbox.tools_for(spec.mcp_servers)
     unavailable = ctx.toolbox.unavailable(spec.mcp_servers)
     degraded = [f"MCP server {s} unavailable: {r}" for s, r in unavailable.items()]
-    emit(runtime.stream_writer, EventType.ITERATION_STARTED, agent=spec.name,
-         iteration=iteration, step="select_tools", max_iterations=spec.max_iterations,
-         tools=len(tools))
+    emit(
+        runtime.stream_writer,
+        EventType.ITERATION_STARTED,
+        agent=spec.name,
+        iteration=iteration,
+        step="select_tools",
+        max_iterations=spec.max_iterations,
+        tools=len(tools),
+    )
     if degraded and iteration == 1:
         for message in degraded:
-            emit(runtime.stream_writer, EventType.DEGRADED, agent=spec.name,
-                 iteration=iteration, step="select_tools", message=message)
+            emit(
+                runtime.stream_writer,
+                EventType.DEGRADED,
+                agent=spec.name,
+                iteration=iteration,
+                step="select_tools",
+                message=message,
+            )
     if not tools:
-        return {"iteration": iteration, "pending": [], "stop_reason": "no_tools",
-                "degraded": degraded}
+        return {
+            "iteration": iteration,
+            "pending": [],
+            "stop_reason": "no_tools",
+            "degraded": degraded,
+        }
     messages = messages_for(
-        ctx, spec, "select_tools",
-        iteration=iteration, max_iterations=spec.max_iterations, alert=state["alert"],
-        runbook=state.get("runbook"), tool_calls=state.get("tool_calls", []),
-        notes=state.get("notes", ""), unavailable=unavailable,
+        ctx,
+        spec,
+        "select_tools",
+        iteration=iteration,
+        max_iterations=spec.max_iterations,
+        alert=state["alert"],
+        runbook=state.get("runbook"),
+        tool_calls=state.get("tool_calls", []),
+        notes=state.get("notes", ""),
+        unavailable=unavailable,
     )
     bound = ctx.model.bind_tools([tool for _, tool in tools.values()])
-    response, record = await call_model(bound, messages, ctx=ctx, step="select_tools",
-                                        iteration=iteration)
+    response, record = await call_model(
+        bound, messages, ctx=ctx, step="select_tools", iteration=iteration
+    )
     pending = [
         {"id": call.get("id") or f"{iteration}-{n}", "name": call["name"], "args": call["args"]}
         for n, call in enumerate(response.tool_calls, 1)
     ]
-    update: dict[str, Any] = {"iteration": iteration, "pending": pending, "llm_call": record,
-                              "degraded": degraded}
+    update: dict[str, Any] = {
+        "iteration": iteration,
+        "pending": pending,
+        "llm_call": record,
+        "degraded": degraded,
+    }
     if not pending:
         update["stop_reason"] = "model_concluded"
         if response.text:

@@ -21,19 +21,28 @@ SERVERS = Path(__file__).parent / "servers"
 
 
 def ops_app_config(**agent_overrides: Any) -> AppConfig:
-    return AppConfig.model_validate({
-        "mcpServers": {
-            "ops": {"command": sys.executable, "args": [str(SERVERS / "ops_server.py")],
-                    "instructions": "OPS-SERVER-INSTRUCTIONS"},
-            "other": {"command": sys.executable, "args": [str(SERVERS / "other_server.py")]},
-        },
-        "agents": {
-            "kubernetes": {"mcp_servers": ["ops"], "alert_types": ["NamespaceTerminating"],
-                           "instructions": "K8S-AGENT-INSTRUCTIONS", "max_iterations": 3,
-                           **agent_overrides},
-            "other": {"mcp_servers": ["other"], "alert_types": ["OtherAlert"]},
-        },
-    })
+    return AppConfig.model_validate(
+        {
+            "mcpServers": {
+                "ops": {
+                    "command": sys.executable,
+                    "args": [str(SERVERS / "ops_server.py")],
+                    "instructions": "OPS-SERVER-INSTRUCTIONS",
+                },
+                "other": {"command": sys.executable, "args": [str(SERVERS / "other_server.py")]},
+            },
+            "agents": {
+                "kubernetes": {
+                    "mcp_servers": ["ops"],
+                    "alert_types": ["NamespaceTerminating"],
+                    "instructions": "K8S-AGENT-INSTRUCTIONS",
+                    "max_iterations": 3,
+                    **agent_overrides,
+                },
+                "other": {"mcp_servers": ["other"], "alert_types": ["OtherAlert"]},
+            },
+        }
+    )
 
 
 @pytest.fixture(scope="session")
@@ -65,11 +74,14 @@ def runbooks_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_context(
-    ops_toolbox: Toolbox, runbooks_dir: Path
-) -> Callable[..., Context]:
-    def make(model: ScriptedChatModel, *, config: AppConfig | None = None,
-             toolbox: Toolbox | None = None, **kwargs: Any) -> Context:
+def make_context(ops_toolbox: Toolbox, runbooks_dir: Path) -> Callable[..., Context]:
+    def make(
+        model: ScriptedChatModel,
+        *,
+        config: AppConfig | None = None,
+        toolbox: Toolbox | None = None,
+        **kwargs: Any,
+    ) -> Context:
         return Context(
             model=model,
             model_name="scripted:test",

@@ -13,8 +13,13 @@ mcp = FastMCP("ops")
 @mcp.tool()
 def get_namespace(name: str) -> str:
     """Read a namespace object."""
-    return json.dumps({"name": name, "phase": "Terminating",
-                       "finalizers": ["billing.example.com/invoice-protection"]})
+    return json.dumps(
+        {
+            "name": name,
+            "phase": "Terminating",
+            "finalizers": ["billing.example.com/invoice-protection"],
+        }
+    )
 
 
 @mcp.tool()

@@ -1,0 +1,95 @@
+"""Everything an investigation needs, opened once per process from the settings: the
+registry, the model, the MCP toolbox and the runbook fetcher."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from graph.config import AppConfig, load_config
+from graph.context import Context
+from graph.demo_model import demo_model
+from graph.models import ModelChoice, build_chat_model, choose_model
+from graph.registry import AgentRegistry
+from graph.runbooks import RunbookFetcher
+from graph.settings import Settings
+from graph.toolbox import Toolbox
+
+
+@dataclass
+class Services:
+    settings: Settings
+    config: AppConfig
+    registry: AgentRegistry
+    model_choice: ModelChoice
+    model: BaseChatModel
+    toolbox: Toolbox
+    runbooks: RunbookFetcher
+
+    def context(
+        self, *, model: BaseChatModel | None = None, model_name: str | None = None
+    ) -> Context:
+        return Context(
+            model=model or self.model,
+            model_name=model_name or self.model_choice.label,
+            toolbox=self.toolbox,
+            registry=self.registry,
+            runbooks=self.runbooks,
+            tool_output_max_bytes=self.settings.tool_output_max_bytes,
+            tool_timeout=self.settings.tool_timeout,
+        )
+
+
+def load_registry(settings: Settings, config_path: Path | None = None) -> AgentRegistry:
+    """Validate the configuration (raises ConfigError naming the bad field)."""
+    config = load_config(
+        config_path or settings.sre_agent_config,
+        agent_registry=settings.agent_registry,
+        mcp_server_registry=settings.mcp_server_registry,
+    )
+    return AgentRegistry(config, max_iterations=settings.max_iterations)
+
+
+def load_model(settings: Settings) -> tuple[ModelChoice, BaseChatModel]:
+    """The configured model, or the scripted demo model when none is configured."""
+    choice = choose_model(settings)
+    if choice.is_demo:
+        return choice, demo_model()
+    return choice, build_chat_model(choice, settings)
+
+
+@contextlib.asynccontextmanager
+async def open_services(
+    settings: Settings,
+    *,
+    config_path: Path | None = None,
+    registry: AgentRegistry | None = None,
+    log_dir: Path | None = None,
+) -> AsyncIterator[Services]:
+    """Check configuration and model first (fail fast), then start the MCP servers."""
+    registry = registry or load_registry(settings, config_path)
+    choice, model = load_model(settings)
+    toolbox = Toolbox(registry.servers, log_dir=log_dir)
+    async with (
+        RunbookFetcher(
+            github_token=settings.github_token, runbooks_dir=settings.runbooks_dir
+        ) as runbooks,
+        toolbox,
+    ):
+        yield Services(settings, registry.config, registry, choice, model, toolbox, runbooks)
+
+
+def with_servers(registry: AgentRegistry, **server_updates: dict[str, Any]) -> AgentRegistry:
+    """A registry whose servers are changed (used by the demo to point at its cluster)."""
+    servers = dict(registry.config.mcp_servers)
+    for name, changes in server_updates.items():
+        servers[name] = servers[name].model_copy(update=changes)
+    config = registry.config.model_copy(update={"mcp_servers": servers})
+    new = AgentRegistry(config)
+    new.agents = {n: replace(s) for n, s in registry.agents.items()}
+    return new
