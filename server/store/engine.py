@@ -1,0 +1,107 @@
+"""Async engine construction: URL normalisation, SQLite pragmas and write transactions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, is_dataclass
+from datetime import date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+DEFAULT_URL = "sqlite+aiosqlite:///./data/sre-agent.db"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+POSTGRES_CONNECT_TIMEOUT_S = 10
+
+# Execution option set on the write engine: on SQLite its transactions start with
+# BEGIN IMMEDIATE, taking the write lock up front (readers use plain deferred BEGIN).
+_WRITE_OPTION = "sre_store_write"
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Pick the async driver when the URL names none (sqlite → aiosqlite, postgresql → psycopg)."""
+    u = make_url(url)
+    backend, _, driver = u.drivername.partition("+")
+    if backend == "sqlite" and driver != "aiosqlite":
+        u = u.set(drivername="sqlite+aiosqlite")
+    elif backend in ("postgresql", "postgres") and driver not in ("psycopg", "psycopg_async"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u
+
+
+def masked_url(url: str | URL) -> str:
+    """The URL with any password replaced by ***."""
+    return normalize_url(url).render_as_string(hide_password=True)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump):
+        return model_dump(mode="json")
+    return str(value)
+
+
+def json_dumps(value: Any) -> str:
+    """Lenient JSON: an event must not be lost over an odd value, which is stored as text."""
+    return json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
+def _is_file_database(u: URL) -> bool:
+    db = u.database
+    return bool(db) and db != ":memory:" and not (db or "").startswith("file:")
+
+
+def create_engine(url: str | URL) -> AsyncEngine:
+    """The engine for `url`; for SQLite the database's folder is created."""
+    u = normalize_url(url)
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        if _is_file_database(u):
+            Path(u.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(u, json_serializer=json_dumps)
+        _configure_sqlite(engine)
+        return engine
+    if backend == "postgresql":
+        return create_async_engine(
+            u,
+            json_serializer=json_dumps,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
+        )
+    raise ValueError(f"unsupported database URL {masked_url(u)!r}: use sqlite or postgresql")
+
+
+def write_engine(engine: AsyncEngine) -> AsyncEngine:
+    """A view of `engine` (same pool) whose transactions take SQLite's write lock at BEGIN."""
+    return engine.execution_options(**{_WRITE_OPTION: True})
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver, so that `_on_begin` decides how to BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

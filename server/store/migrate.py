@@ -1,0 +1,62 @@
+"""Alembic migrations run in code: the config is built here and the scripts ship in the package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server.store.engine import write_engine
+from server.store.models import TABLE_PREFIX, VERSION_TABLE
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Serialises concurrent start-ups against one PostgreSQL database ("SRE_STOR").
+_PG_LOCK_KEY = 0x5352455F53544F52
+
+
+def include_name(name: str | None, type_: str, _parent_names: Any) -> bool:
+    """Only our tables: LangGraph's checkpoint tables live in the same database."""
+    return type_ != "table" or (name or "").startswith(TABLE_PREFIX)
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    # configparser interpolation: a literal % must be doubled.
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Bring the schema up to `revision` in one transaction; existing rows are kept."""
+    async with write_engine(engine).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        await conn.run_sync(_upgrade, revision)
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    command.upgrade(alembic_config(connection), revision)
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as conn:
+        return await conn.run_sync(
+            lambda c: MigrationContext.configure(
+                c, opts={"version_table": VERSION_TABLE}
+            ).get_current_revision()
+        )

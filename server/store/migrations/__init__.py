@@ -1,0 +1,1 @@
+"""Alembic migration environment for `server.store` (run by `server.store.migrate`)."""

@@ -1,0 +1,366 @@
+"""`Store`: the session index and the durable, per-session sequenced event log."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import fields
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from sqlalchemy import ColumnElement, delete, func, insert, select, text, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from server.store import migrate
+from server.store.engine import create_engine, masked_url, write_engine
+from server.store.errors import DuplicateSession, SessionNotFound
+from server.store.models import EVENTS, SESSION_COLUMNS, SESSIONS, as_utc
+from server.store.records import FINISHED, STATUSES, UNFINISHED, SessionRecord
+
+# Columns `update_session` may not change.
+_FROZEN_COLUMNS = frozenset({"session_id"})
+_TERMINAL = frozenset(FINISHED)
+# Appends retry when another writer (another process) took the same seq first.
+_APPEND_ATTEMPTS = 100
+_IN_CHUNK = 500
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _record(row: RowMapping) -> SessionRecord:
+    return SessionRecord(**row)
+
+
+def _columns(record: SessionRecord) -> dict[str, Any]:
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise ValueError(f"unknown session status {status!r}: expected one of {STATUSES}")
+
+
+def _is_sqlite_busy(exc: OperationalError) -> bool:
+    return "database is locked" in str(exc) or "database is busy" in str(exc)
+
+
+class Store:
+    """The session index (`sre_sessions`) and event log (`sre_events`) in SQLite or PostgreSQL.
+
+    `Store(url)` only builds the engine; `await Store.open(url)` also runs the migrations and
+    is what the application uses. All datetimes in and out are aware UTC (naive ones are taken
+    to be UTC)."""
+
+    def __init__(self, url: str) -> None:
+        self._engine: AsyncEngine = create_engine(url)
+        self._writer: AsyncEngine = write_engine(self._engine)
+        self.url: str = masked_url(url)
+        self._append_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        """Connect and bring the schema to the latest revision (existing rows are kept)."""
+        store = cls(url)
+        try:
+            await migrate.upgrade(store._engine)
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """The dialect name: "sqlite" or "postgresql"."""
+        return self._engine.dialect.name
+
+    async def ping(self) -> None:
+        """Raise (a SQLAlchemy `OperationalError`, typically) when the database is unreachable."""
+        async with self._engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    async def create_session(
+        self,
+        *,
+        session_id: str,
+        alert_id: str,
+        alert_type: str,
+        alert_data: dict[str, Any],
+        status: str = "queued",
+        agent_type: str | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
+        parent_session_id: str | None = None,
+        parent_checkpoint_id: str | None = None,
+        session_metadata: dict[str, Any] | None = None,
+    ) -> SessionRecord:
+        """Insert a session; `DuplicateSession` if its id, alert id or idempotency key is taken."""
+        _check_status(status)
+        now = utcnow()
+        record = SessionRecord(
+            session_id=session_id,
+            alert_id=alert_id,
+            alert_type=alert_type,
+            status=status,
+            started_at=now,
+            updated_at=now,
+            agent_type=agent_type,
+            alert_data=alert_data,
+            model=model,
+            idempotency_key=idempotency_key,
+            parent_session_id=parent_session_id,
+            parent_checkpoint_id=parent_checkpoint_id,
+            session_metadata=dict(session_metadata or {}),
+            completed_at=now if status in _TERMINAL else None,
+        )
+        try:
+            async with self._writer.begin() as conn:
+                await conn.execute(insert(SESSIONS).values(_columns(record)))
+        except IntegrityError as exc:
+            duplicate = await self._duplicate(record)
+            if duplicate is None:
+                raise
+            raise duplicate from exc
+        return record
+
+    async def _duplicate(self, record: SessionRecord) -> DuplicateSession | None:
+        """Which unique key `record` collided with, or None when it was something else."""
+        keys = (
+            ("session_id", SESSIONS.c.session_id, record.session_id),
+            ("alert_id", SESSIONS.c.alert_id, record.alert_id),
+            ("idempotency_key", SESSIONS.c.idempotency_key, record.idempotency_key),
+        )
+        async with self._engine.connect() as conn:
+            for name, column, value in keys:
+                if value is None:
+                    continue
+                existing = await self._one(conn, column == value)
+                if existing is not None:
+                    return DuplicateSession(name, value, existing)
+        return None
+
+    async def update_session(self, session_id: str, **fields: Any) -> None:
+        """Set the given columns; `updated_at` is set to now unless given.
+
+        Moving to completed/failed also sets `completed_at` unless given. Unknown columns or
+        statuses raise `ValueError`; a missing session raises `SessionNotFound`."""
+        unknown = set(fields) - SESSION_COLUMNS
+        frozen = set(fields) & _FROZEN_COLUMNS
+        if unknown or frozen:
+            raise ValueError(f"cannot update session columns {sorted(unknown | frozen)}")
+        values = dict(fields)
+        now = utcnow()
+        values.setdefault("updated_at", now)
+        if "status" in values:
+            _check_status(values["status"])
+            if values["status"] in _TERMINAL:
+                values.setdefault("completed_at", now)
+        if values.get("progress") is not None:
+            values["progress"] = max(0, min(100, int(values["progress"])))
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                update(SESSIONS).where(SESSIONS.c.session_id == session_id).values(values)
+            )
+        if result.rowcount == 0:
+            raise SessionNotFound(session_id)
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        return await self._get(SESSIONS.c.session_id == session_id)
+
+    async def get_session_by_alert_id(self, alert_id: str) -> SessionRecord | None:
+        return await self._get(SESSIONS.c.alert_id == alert_id)
+
+    async def get_session_by_idempotency_key(self, key: str) -> SessionRecord | None:
+        return await self._get(SESSIONS.c.idempotency_key == key)
+
+    async def _get(self, condition: ColumnElement[bool]) -> SessionRecord | None:
+        async with self._engine.connect() as conn:
+            return await self._one(conn, condition)
+
+    @staticmethod
+    async def _one(conn: AsyncConnection, condition: ColumnElement[bool]) -> SessionRecord | None:
+        row = (await conn.execute(select(SESSIONS).where(condition))).mappings().first()
+        return None if row is None else _record(row)
+
+    async def list_sessions(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        agent_type: str | None = None,
+        alert_type: str | None = None,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        page: int = 1,
+        page_size: int = 20,
+    ) -> tuple[list[SessionRecord], int]:
+        """One page of sessions, newest first, and how many match in all.
+
+        Filters are AND-combined; `status` may also be a list (any of them);
+        the date range is inclusive: start_date <= started_at <= end_date."""
+        conditions: list[ColumnElement[bool]] = []
+        if isinstance(status, str):
+            conditions.append(SESSIONS.c.status == status)
+        elif status is not None:
+            conditions.append(SESSIONS.c.status.in_(list(status)))
+        if agent_type is not None:
+            conditions.append(SESSIONS.c.agent_type == agent_type)
+        if alert_type is not None:
+            conditions.append(SESSIONS.c.alert_type == alert_type)
+        if start_date is not None:
+            conditions.append(SESSIONS.c.started_at >= as_utc(start_date))
+        if end_date is not None:
+            conditions.append(SESSIONS.c.started_at <= as_utc(end_date))
+        page = max(1, page)
+        page_size = max(1, page_size)
+        query = (
+            select(SESSIONS)
+            .where(*conditions)
+            .order_by(SESSIONS.c.started_at.desc(), SESSIONS.c.session_id)
+            .limit(page_size)
+            .offset((page - 1) * page_size)
+        )
+        count = select(func.count()).select_from(SESSIONS).where(*conditions)
+        async with self._engine.connect() as conn:
+            total = (await conn.execute(count)).scalar_one()
+            rows = (await conn.execute(query)).mappings().all()
+        return [_record(row) for row in rows], total
+
+    async def unfinished_sessions(self) -> list[SessionRecord]:
+        """Queued or processing sessions, oldest first (to resume after a restart)."""
+        query = (
+            select(SESSIONS)
+            .where(SESSIONS.c.status.in_(UNFINISHED))
+            .order_by(SESSIONS.c.started_at, SESSIONS.c.session_id)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_record(row) for row in rows]
+
+    # -- events -----------------------------------------------------------------------------
+
+    async def append_event(self, session_id: str, event: dict[str, Any]) -> int:
+        """Store `event` as the session's next event; returns its seq (1, 2, 3, …)."""
+        return (await self.append_events(session_id, [event]))[0]
+
+    async def append_events(self, session_id: str, events: list[dict[str, Any]]) -> list[int]:
+        """Store `events` in order as the session's next events, atomically; returns their seqs.
+
+        Appends to one session are serialised in this process; another process appending at
+        the same time makes the insert collide on (session_id, seq), and it is retried."""
+        if not events:
+            return []
+        async with self._append_lock(session_id):
+            for attempt in range(_APPEND_ATTEMPTS):
+                try:
+                    return await self._try_append(session_id, events)
+                except IntegrityError:
+                    if attempt == _APPEND_ATTEMPTS - 1:
+                        raise
+                except OperationalError as exc:
+                    if not _is_sqlite_busy(exc) or attempt == _APPEND_ATTEMPTS - 1:
+                        raise
+                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
+        raise AssertionError("unreachable")
+
+    async def _try_append(self, session_id: str, events: list[dict[str, Any]]) -> list[int]:
+        async with self._writer.begin() as conn:
+            last = await self._last_seq(conn, session_id)
+            now = utcnow()
+            rows: list[dict[str, Any]] = [
+                {
+                    "session_id": session_id,
+                    "seq": last + i,
+                    "type": str(event.get("type") or ""),
+                    "data": event,
+                    "created_at": now,
+                }
+                for i, event in enumerate(events, start=1)
+            ]
+            await conn.execute(insert(EVENTS), rows)
+        return [row["seq"] for row in rows]
+
+    def _append_lock(self, session_id: str) -> asyncio.Lock:
+        lock = self._append_locks.get(session_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._append_locks[session_id] = lock
+        return lock
+
+    async def events_after(
+        self, session_id: str, after_seq: int = 0, limit: int = 1000
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """The session's events with seq > `after_seq`, in order, at most `limit` of them."""
+        query = (
+            select(EVENTS.c.seq, EVENTS.c.data)
+            .where(EVENTS.c.session_id == session_id, EVENTS.c.seq > after_seq)
+            .order_by(EVENTS.c.seq)
+            .limit(max(0, limit))
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(row.seq, row.data) for row in rows]
+
+    async def last_seq(self, session_id: str) -> int:
+        """The seq of the session's latest event; 0 when it has none."""
+        async with self._engine.connect() as conn:
+            return await self._last_seq(conn, session_id)
+
+    @staticmethod
+    async def _last_seq(conn: AsyncConnection, session_id: str) -> int:
+        query = select(func.coalesce(func.max(EVENTS.c.seq), 0)).where(
+            EVENTS.c.session_id == session_id
+        )
+        return int((await conn.execute(query)).scalar_one())
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    async def prune(self, older_than: datetime) -> list[str]:
+        """Delete finished sessions started before `older_than`, and their events.
+
+        Returns their ids, so that the caller can delete their checkpoints."""
+        query = select(SESSIONS.c.session_id).where(
+            SESSIONS.c.status.in_(FINISHED), SESSIONS.c.started_at < as_utc(older_than)
+        )
+        async with self._writer.begin() as conn:
+            ids = list((await conn.execute(query)).scalars().all())
+            for chunk in _chunks(ids):
+                await conn.execute(delete(EVENTS).where(EVENTS.c.session_id.in_(chunk)))
+                await conn.execute(delete(SESSIONS).where(SESSIONS.c.session_id.in_(chunk)))
+        return ids
+
+    async def stats(self) -> dict[str, Any]:
+        """{"total": n, "by_status": {status: n for every status}}."""
+        query = select(SESSIONS.c.status, func.count()).group_by(SESSIONS.c.status)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        by_status = dict.fromkeys(STATUSES, 0)
+        for status, count in rows:
+            by_status[status] = int(count)
+        return {"total": sum(by_status.values()), "by_status": by_status}

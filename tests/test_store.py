@@ -1,0 +1,482 @@
+"""Tests for server.store on SQLite (a temporary file) and PostgreSQL (a throw-away database
+on 127.0.0.1:5432, skipped when the server is not reachable)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from server.store import DuplicateSession, SessionNotFound, SessionRecord, Store, migrate
+from server.store.migrate import include_name
+from server.store.models import VERSION_TABLE, Base
+
+# Admin connection used to create and drop the per-run test database.
+PG_ADMIN_URL = os.environ.get(
+    "SRE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+SRE_TABLES = ("sre_events", "sre_sessions", VERSION_TABLE)
+T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def _pg_reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _pg_conninfo(url: Any, database: str) -> str:
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(
+        host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username or "postgres",
+        password=url.password or None, dbname=database,
+    )
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh database `sre_agent_test_<random>` for this run, dropped afterwards."""
+    admin = make_url(PG_ADMIN_URL)
+    host, port = admin.host or "127.0.0.1", admin.port or 5432
+    if not _pg_reachable(host, port):
+        pytest.skip(f"PostgreSQL is not reachable at {host}:{port} "
+                    "(set SRE_TEST_POSTGRES_URL to an admin URL to run these tests)")
+    import psycopg
+
+    name = f"sre_agent_test_{uuid.uuid4().hex[:12]}"
+    admin_conninfo = _pg_conninfo(admin, admin.database or "postgres")
+    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(drivername="postgresql+psycopg", database=name).render_as_string(
+            hide_password=False)
+    finally:
+        with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database (no sre_ tables yet)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/data/sre-agent.db"
+    url: str = request.getfixturevalue("pg_database")
+    store = Store(url)
+    try:
+        async with store.engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE IF EXISTS {', '.join(SRE_TABLES)}"))
+    finally:
+        await store.close()
+    return url
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    s = await Store.open(db_url)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def _new(store: Store, n: int, **overrides: Any) -> SessionRecord:
+    fields: dict[str, Any] = {
+        "session_id": f"s{n:03d}", "alert_id": f"a{n:03d}", "alert_type": "NamespaceTerminating",
+        "alert_data": {"n": n},
+    }
+    return await store.create_session(**(fields | overrides))
+
+
+def _ids(records: list[SessionRecord]) -> list[str]:
+    return [r.session_id for r in records]
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+async def test_create_get_update(store: Store) -> None:
+    created = await store.create_session(
+        session_id="s1", alert_id="alert-1", alert_type="NamespaceTerminating",
+        alert_data={"namespace": "shop", "labels": {"team": "ünïcödé ✓"}},
+        agent_type="kubernetes", model="gpt-x", session_metadata={"source": "test"},
+    )
+    assert created.status == "queued" and created.progress == 0 and created.current_step == ""
+    assert created.started_at.tzinfo is UTC and created.started_at == created.updated_at
+    assert created.completed_at is None
+
+    got = await store.get_session("s1")
+    assert got == created  # every column round-trips, datetimes to the microsecond
+    assert await store.get_session("nope") is None
+
+    result = {"root_cause": "finalizer", "confidence": 0.9, "steps": ["a", "b"]}
+    await store.update_session(
+        "s1", status="processing", progress=40, current_step="execute_tools",
+        assigned_mcp_servers=["kubernetes-server"], iterations=2, tokens=1234,
+    )
+    mid = await store.get_session("s1")
+    assert mid is not None
+    assert (mid.status, mid.progress, mid.current_step) == ("processing", 40, "execute_tools")
+    assert mid.assigned_mcp_servers == ["kubernetes-server"]
+    assert (mid.iterations, mid.tokens) == (2, 1234)
+    assert mid.updated_at > created.updated_at and mid.started_at == created.started_at
+    assert mid.completed_at is None
+
+    await store.update_session("s1", status="completed", progress=150, result=result,
+                               result_markdown="# RCA\n")
+    done = await store.get_session("s1")
+    assert done is not None
+    assert done.status == "completed" and done.progress == 100  # clamped
+    assert done.result == result and done.result_markdown == "# RCA\n"
+    assert done.completed_at is not None and done.completed_at.tzinfo is UTC
+    assert done.completed_at >= mid.updated_at
+
+    await store.update_session("s1", result=None)
+    cleared = await store.get_session("s1")
+    assert cleared is not None and cleared.result is None
+
+    with pytest.raises(ValueError, match="bogus"):
+        await store.update_session("s1", bogus=1)
+    with pytest.raises(ValueError, match="status"):
+        await store.update_session("s1", status="exploded")
+    with pytest.raises(SessionNotFound):
+        await store.update_session("missing", progress=1)
+
+    as_json = json.loads(json.dumps(done.to_dict()))
+    assert as_json["session_id"] == "s1" and as_json["result"] == result
+    assert datetime.fromisoformat(as_json["started_at"]) == done.started_at
+
+
+async def test_lookups_and_duplicates(store: Store) -> None:
+    first = await _new(store, 1, idempotency_key="key-1", parent_session_id="s000",
+                       parent_checkpoint_id="ckpt-9")
+    await _new(store, 2)  # no idempotency key
+    await _new(store, 3)  # several sessions may have none
+
+    assert await store.get_session_by_alert_id("a001") == first
+    assert await store.get_session_by_idempotency_key("key-1") == first
+    assert await store.get_session_by_alert_id("zzz") is None
+    assert await store.get_session_by_idempotency_key("zzz") is None
+    assert (first.parent_session_id, first.parent_checkpoint_id) == ("s000", "ckpt-9")
+
+    cases = [
+        ({"session_id": "s001", "alert_id": "fresh-a"}, "session_id", "s001"),
+        ({"session_id": "fresh-1", "alert_id": "a001"}, "alert_id", "a001"),
+        ({"session_id": "fresh-2", "alert_id": "fresh-b", "idempotency_key": "key-1"},
+         "idempotency_key", "key-1"),
+    ]
+    for overrides, field, value in cases:
+        with pytest.raises(DuplicateSession) as info:
+            await _new(store, 9, **overrides)
+        assert (info.value.field, info.value.value) == (field, value)
+        assert info.value.existing == first
+        assert value in str(info.value)
+    assert (await store.stats())["total"] == 3
+
+
+async def test_list_filters(store: Store) -> None:
+    specs = [  # (n, status, agent_type, alert_type)
+        (1, "queued", "kubernetes", "NamespaceTerminating"),
+        (2, "processing", "kubernetes", "PodCrashLooping"),
+        (3, "completed", "kubernetes", "NamespaceTerminating"),
+        (4, "failed", None, "DiskFull"),
+        (5, "completed", "storage", "DiskFull"),
+        (6, "completed", "kubernetes", "PodCrashLooping"),
+    ]
+    for n, status, agent, alert_type in specs:
+        await _new(store, n, status=status, agent_type=agent, alert_type=alert_type)
+        await store.update_session(f"s{n:03d}", started_at=T0 + timedelta(minutes=n))
+
+    async def ids(**filters: Any) -> list[str]:
+        records, total = await store.list_sessions(**filters)
+        assert total == len(records)
+        return _ids(records)
+
+    assert await ids() == ["s006", "s005", "s004", "s003", "s002", "s001"]
+    assert await ids(status="completed") == ["s006", "s005", "s003"]
+    assert await ids(status=["queued", "failed"]) == ["s004", "s001"]
+    assert await ids(agent_type="kubernetes") == ["s006", "s003", "s002", "s001"]
+    assert await ids(alert_type="DiskFull") == ["s005", "s004"]
+    assert await ids(start_date=T0 + timedelta(minutes=5)) == ["s006", "s005"]
+    assert await ids(end_date=T0 + timedelta(minutes=2)) == ["s002", "s001"]
+    assert await ids(status="completed", agent_type="kubernetes") == ["s006", "s003"]
+    assert await ids(status="completed", agent_type="kubernetes",
+                     alert_type="NamespaceTerminating") == ["s003"]
+    assert await ids(agent_type="kubernetes", start_date=T0 + timedelta(minutes=2),
+                     end_date=T0 + timedelta(minutes=3)) == ["s003", "s002"]
+    assert await ids(status="failed", agent_type="kubernetes") == []
+    assert await ids(agent_type="nobody") == []
+
+
+async def test_list_date_range_bounds_and_time_zones(store: Store) -> None:
+    for n in range(1, 4):
+        await _new(store, n)
+        await store.update_session(f"s{n:03d}", started_at=T0 + timedelta(hours=n))
+    got = await store.get_session("s002")
+    assert got is not None and got.started_at == T0 + timedelta(hours=2)
+
+    exact = T0 + timedelta(hours=2)
+    records, _ = await store.list_sessions(start_date=exact, end_date=exact)
+    assert _ids(records) == ["s002"]  # both bounds are inclusive, to the microsecond
+    records, _ = await store.list_sessions(start_date=exact + timedelta(microseconds=1))
+    assert _ids(records) == ["s003"]
+
+    cest = timezone(timedelta(hours=2))
+    records, _ = await store.list_sessions(start_date=exact.astimezone(cest))
+    assert _ids(records) == ["s003", "s002"]
+    naive_utc = exact.replace(tzinfo=None)
+    records, _ = await store.list_sessions(end_date=naive_utc)
+    assert _ids(records) == ["s002", "s001"]
+
+
+async def test_list_pagination_newest_first(store: Store) -> None:
+    for n in range(1, 8):
+        await _new(store, n)
+    # Created one after the other: started_at increases, so newest first is s007 … s001.
+    pages = []
+    for page in (1, 2, 3, 4):
+        records, total = await store.list_sessions(page=page, page_size=3)
+        assert total == 7
+        pages.append(_ids(records))
+    assert pages == [["s007", "s006", "s005"], ["s004", "s003", "s002"], ["s001"], []]
+
+    records, total = await store.list_sessions(status="queued", page=2, page_size=5)
+    assert (_ids(records), total) == (["s002", "s001"], 7)
+
+    # Equal start times: the session id breaks the tie.
+    for sid in ("s003", "s005", "s004"):
+        await store.update_session(sid, started_at=T0)
+    records, _ = await store.list_sessions(start_date=T0, end_date=T0)
+    assert _ids(records) == ["s003", "s004", "s005"]
+
+
+async def test_unfinished_sessions_oldest_first(store: Store) -> None:
+    statuses = ["processing", "completed", "queued", "failed", "queued"]
+    for n, status in enumerate(statuses, start=1):
+        await _new(store, n, status=status)
+    await store.update_session("s005", started_at=T0)  # the oldest
+    assert _ids(await store.unfinished_sessions()) == ["s005", "s001", "s003"]
+    done = await store.get_session("s002")
+    assert done is not None and done.completed_at is not None  # created as completed
+
+
+async def test_stats(store: Store) -> None:
+    assert await store.stats() == {
+        "total": 0, "by_status": {"queued": 0, "processing": 0, "completed": 0, "failed": 0}}
+    for n, status in enumerate(["queued", "queued", "processing", "failed"], start=1):
+        await _new(store, n, status=status)
+    assert await store.stats() == {
+        "total": 4, "by_status": {"queued": 2, "processing": 1, "completed": 0, "failed": 1}}
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+class Kind(StrEnum):
+    TOOL = "tool_call_started"
+
+
+async def test_event_sequence_and_resume(store: Store) -> None:
+    assert await store.last_seq("s1") == 0
+    assert await store.events_after("s1") == []
+
+    events: list[dict[str, Any]] = [
+        {"type": "session_started", "ts": "t1", "data": {"thread_id": "s1"}},
+        {"type": "agent_selected", "agent": "kubernetes", "data": {"note": "ünï ✓"}},
+        {"type": "iteration_started", "iteration": 1, "data": {}},
+    ]
+    seqs = [await store.append_event("s1", event) for event in events]
+    assert seqs == [1, 2, 3]
+    assert await store.append_event("s2", {"type": "session_started"}) == 1  # per session
+    batch = [{"type": Kind.TOOL, "data": {"at": T0, "tags": {"x"}}},
+             {"type": "session_completed", "data": {"nested": [1, {"a": None}]}}]
+    assert await store.append_events("s1", batch) == [4, 5]
+    assert await store.append_events("s1", []) == []
+    assert await store.last_seq("s1") == 5
+
+    everything = await store.events_after("s1")
+    assert [seq for seq, _ in everything] == [1, 2, 3, 4, 5]
+    assert [event for _, event in everything[:3]] == events
+    # Values JSON has no type for are stored in their JSON form.
+    assert everything[3][1] == {"type": "tool_call_started",
+                                "data": {"at": T0.isoformat(), "tags": ["x"]}}
+    assert everything[4][1] == batch[1]
+
+    assert [seq for seq, _ in await store.events_after("s1", after_seq=3)] == [4, 5]
+    assert [seq for seq, _ in await store.events_after("s1", after_seq=1, limit=2)] == [2, 3]
+    assert await store.events_after("s1", after_seq=5) == []
+    assert await store.events_after("s2") == [(1, {"type": "session_started"})]
+
+
+async def test_concurrent_appends_have_no_gaps(store: Store) -> None:
+    seqs = await asyncio.gather(*(store.append_event("c", {"type": "x", "i": i})
+                                  for i in range(50)))
+    assert sorted(seqs) == list(range(1, 51))
+    stored = await store.events_after("c")
+    assert [seq for seq, _ in stored] == list(range(1, 51))
+    # Each event got the seq its append returned.
+    assert {event["i"]: seq for seq, event in stored} == dict(enumerate(seqs))
+
+
+async def test_concurrent_appends_from_two_stores(store: Store, db_url: str) -> None:
+    """Two engines (as two processes would have) append to one session at once."""
+    other = await Store.open(db_url)
+    try:
+        appends: list[Coroutine[Any, Any, int | list[int]]] = [
+            (store if i % 2 else other).append_event("c", {"type": "x", "i": i})
+            for i in range(50)]
+        appends.append(store.append_events("c", [{"type": "batch"}] * 5))
+        results = await asyncio.gather(*appends)
+    finally:
+        await other.close()
+    flat = [seq for r in results for seq in (r if isinstance(r, list) else [r])]
+    assert sorted(flat) == list(range(1, 56))
+    batch = results[-1]
+    assert isinstance(batch, list) and batch == list(range(batch[0], batch[0] + 5))
+    assert [seq for seq, _ in await store.events_after("c")] == list(range(1, 56))
+
+
+# -- housekeeping and durability --------------------------------------------------------------
+
+
+async def test_prune(store: Store) -> None:
+    old = T0 - timedelta(days=30)
+    cases = {  # session id: (status, started_at)
+        "old-done": ("completed", old), "old-failed": ("failed", old),
+        "old-running": ("processing", old), "old-queued": ("queued", old),
+        "new-done": ("completed", T0),
+    }
+    for n, (sid, (status, started)) in enumerate(cases.items()):
+        await _new(store, n, session_id=sid, status=status)
+        await store.update_session(sid, started_at=started)
+        await store.append_events(sid, [{"type": "a"}, {"type": "b"}])
+
+    pruned = await store.prune(T0 - timedelta(days=1))
+    assert sorted(pruned) == ["old-done", "old-failed"]
+    for sid in cases:
+        gone = sid in pruned
+        assert (await store.get_session(sid) is None) == gone
+        assert await store.last_seq(sid) == (0 if gone else 2)
+    assert await store.prune(T0 - timedelta(days=1)) == []
+    assert sorted(await store.prune(T0 + timedelta(seconds=1))) == ["new-done"]
+
+
+async def test_data_survives_close_and_reopen(db_url: str) -> None:
+    first = await Store.open(db_url)
+    created = await first.create_session(session_id="keep", alert_id="a", alert_type="T",
+                                         alert_data={"k": [1, 2]})
+    await first.update_session("keep", status="completed", result={"ok": True})
+    await first.append_events("keep", [{"type": "a"}, {"type": "b"}])
+    await first.close()
+
+    for last in (2, 3):  # migrations run again on an up-to-date database: a no-op
+        again = await Store.open(db_url)
+        try:
+            got = await again.get_session("keep")
+            assert got is not None and got.started_at == created.started_at
+            assert got.result == {"ok": True} and got.alert_data == {"k": [1, 2]}
+            assert [seq for seq, _ in await again.events_after("keep")] == list(range(1, last + 1))
+            assert await again.append_event("keep", {"type": "c"}) == last + 1
+            assert await migrate.current_revision(again.engine) == migrate.head_revision()
+        finally:
+            await again.close()
+
+
+async def test_upgrade_from_first_revision_keeps_rows(db_url: str) -> None:
+    old = Store(db_url)  # engine only: schema brought to revision 0001 by hand
+    try:
+        await migrate.upgrade(old.engine, "0001")
+        assert await migrate.current_revision(old.engine) == "0001"
+        await old.create_session(session_id="v1", alert_id="a", alert_type="T", alert_data={})
+        await old.append_event("v1", {"type": "x"})
+    finally:
+        await old.close()
+
+    new = await Store.open(db_url)  # upgrades to head
+    try:
+        assert await migrate.current_revision(new.engine) == migrate.head_revision()
+        assert (got := await new.get_session("v1")) is not None and got.alert_id == "a"
+        assert await new.events_after("v1") == [(1, {"type": "x"})]
+    finally:
+        await new.close()
+
+
+async def test_migrations_match_models_and_leave_other_tables_alone(db_url: str) -> None:
+    bare = Store(db_url)
+    try:
+        async with bare.engine.begin() as conn:  # stands in for LangGraph's checkpoint table
+            await conn.execute(text("DROP TABLE IF EXISTS checkpoints_probe"))
+            await conn.execute(text("CREATE TABLE checkpoints_probe (id INTEGER PRIMARY KEY)"))
+            await conn.execute(text("INSERT INTO checkpoints_probe VALUES (7)"))
+    finally:
+        await bare.close()
+
+    store = await Store.open(db_url)
+    try:
+        def diff(sync_conn: Any) -> list[Any]:
+            context = MigrationContext.configure(sync_conn, opts={
+                "version_table": VERSION_TABLE, "include_name": include_name,
+                "compare_type": True})
+            return list(compare_metadata(context, Base.metadata))
+
+        async with store.engine.connect() as conn:
+            assert await conn.run_sync(diff) == []
+            assert (await conn.execute(text("SELECT id FROM checkpoints_probe"))).scalar() == 7
+        async with store.engine.begin() as conn:
+            await conn.execute(text("DROP TABLE checkpoints_probe"))
+    finally:
+        await store.close()
+
+
+# -- connection handling ----------------------------------------------------------------------
+
+
+async def test_ping_fails_when_unreachable() -> None:
+    url = "postgresql+psycopg://postgres:hunter2@127.0.0.1:1/nowhere"
+    store = Store(url)  # builds the engine; connects on use
+    try:
+        assert "hunter2" not in store.url and "***" in store.url
+        with pytest.raises(OperationalError):
+            await store.ping()
+    finally:
+        await store.close()
+    with pytest.raises(OperationalError):
+        await Store.open(url)
+
+
+async def test_ping_ok(store: Store) -> None:
+    await store.ping()
+    assert "***" not in store.url and store.dialect in ("sqlite", "postgresql")
+
+
+async def test_sqlite_file_settings(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "folder" / "sre-agent.db"
+    store = await Store.open(f"sqlite:///{path}")  # the driver defaults to aiosqlite
+    try:
+        assert path.parent.is_dir() and store.url.startswith("sqlite+aiosqlite://")
+        async with store.engine.connect() as conn:
+            pragmas: list[Any] = [(await conn.execute(text(f"PRAGMA {name}"))).scalar()
+                                  for name in ("journal_mode", "synchronous", "busy_timeout")]
+        assert pragmas[0] == "wal" and pragmas[1] == 1 and pragmas[2] >= 1000  # 1: NORMAL
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as raw:  # the file is a plain SQLite database
+        tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"sre_sessions", "sre_events", VERSION_TABLE} <= tables
