@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The investigation graph: state, builders, registries, settings and runtime dependencies."""

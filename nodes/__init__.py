@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Graph nodes: one small async function per step of the investigation."""

@@ -28,7 +28,10 @@ def test_built_in_defaults_route_namespace_terminating_to_kubernetes():
 
 
 def test_yaml_adds_servers_and_agents_in_the_standard_shape(tmp_path):
-    config = load_config(write(tmp_path, """
+    config = load_config(
+        write(
+            tmp_path,
+            """
 mcpServers:
   grafana:
     transport: streamable_http
@@ -45,7 +48,9 @@ agents:
     alert_types: [HighLatency]
     instructions: Look at p99 first.
     max_iterations: 4
-"""))
+""",
+        )
+    )
     registry = AgentRegistry(config)
     spec = registry.agent_for("HighLatency")
     assert spec is not None and spec.mcp_servers == ("grafana", "prom")
@@ -58,18 +63,29 @@ agents:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("agents:\n  k:\n    mcp_servers: [nope]\n    alert_types: [A]\n",
-         "agents.k.mcp_servers: unknown server 'nope'"),
-        ("agents:\n  k:\n    mcp_servers: [kubernetes-server]\n    alert_types: [A]\n"
-         "    max_iterations: 0\n", "agents.k.max_iterations: Input should be greater than"),
+        (
+            "agents:\n  k:\n    mcp_servers: [nope]\n    alert_types: [A]\n",
+            "agents.k.mcp_servers: unknown server 'nope'",
+        ),
+        (
+            "agents:\n  k:\n    mcp_servers: [kubernetes-server]\n    alert_types: [A]\n"
+            "    max_iterations: 0\n",
+            "agents.k.max_iterations: Input should be greater than",
+        ),
         ("mcpServers:\n  s:\n    args: [x]\n", "mcpServers.s: Value error, a stdio server needs"),
-        ("mcpServers:\n  s:\n    transport: streamable_http\n",
-         "mcpServers.s: Value error, a streamable_http server needs 'url'"),
-        ("mcpServers:\n  s:\n    command: x\n    colour: red\n",
-         "mcpServers.s.colour: Extra inputs are not permitted"),
-        ("agents:\n  k2:\n    mcp_servers: [kubernetes-server]\n"
-         "    alert_types: [NamespaceTerminating]\n",
-         "'NamespaceTerminating' is already handled by agent"),
+        (
+            "mcpServers:\n  s:\n    transport: streamable_http\n",
+            "mcpServers.s: Value error, a streamable_http server needs 'url'",
+        ),
+        (
+            "mcpServers:\n  s:\n    command: x\n    colour: red\n",
+            "mcpServers.s.colour: Extra inputs are not permitted",
+        ),
+        (
+            "agents:\n  k2:\n    mcp_servers: [kubernetes-server]\n"
+            "    alert_types: [NamespaceTerminating]\n",
+            "'NamespaceTerminating' is already handled by agent",
+        ),
         ("- a list\n", "the top level must be a mapping"),
         ("agents: [\n", "not valid YAML"),
     ],
@@ -89,12 +105,21 @@ def test_missing_config_file_is_reported(tmp_path):
 
 
 def test_seed_json_overrides_are_honoured():
-    servers = json.dumps({"argocd-server": {
-        "server_id": "argocd-server", "server_type": "argocd", "enabled": True,
-        "connection_params": {"command": "argocd-mcp", "args": ["--read-only"]},
-        "instructions": "ArgoCD notes"}})
-    config = load_config(mcp_server_registry=servers,
-                         agent_registry=json.dumps({"PodCrashLooping": "KubernetesAgent"}))
+    servers = json.dumps(
+        {
+            "argocd-server": {
+                "server_id": "argocd-server",
+                "server_type": "argocd",
+                "enabled": True,
+                "connection_params": {"command": "argocd-mcp", "args": ["--read-only"]},
+                "instructions": "ArgoCD notes",
+            }
+        }
+    )
+    config = load_config(
+        mcp_server_registry=servers,
+        agent_registry=json.dumps({"PodCrashLooping": "KubernetesAgent"}),
+    )
     registry = AgentRegistry(config)
     assert config.mcp_servers["argocd-server"].command == "argocd-mcp"
     assert config.mcp_servers["argocd-server"].instructions == "ArgoCD notes"

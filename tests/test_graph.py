@@ -18,8 +18,13 @@ from tests.conftest import SERVERS, ops_app_config
 
 
 def final(**overrides: Any) -> AIMessage:
-    values = {"summary": "s", "root_cause": "rc", "evidence": [], "remediation": ["fix"],
-              "confidence": "medium"}
+    values = {
+        "summary": "s",
+        "root_cause": "rc",
+        "evidence": [],
+        "remediation": ["fix"],
+        "confidence": "medium",
+    }
     return structured("RootCauseAnalysis", **{**values, **overrides})
 
 
@@ -27,21 +32,25 @@ def partial(text: str = "notes", conclude: bool = False) -> AIMessage:
     return structured("PartialAnalysis", analysis=text, conclude=conclude)
 
 
-async def investigate(ctx: Any, alert: dict[str, Any], thread: str = "t",
-                      checkpointer: Any = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+async def investigate(
+    ctx: Any, alert: dict[str, Any], thread: str = "t", checkpointer: Any = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     graph = build_investigation_graph(ctx.registry, checkpointer=checkpointer)
     events: list[dict[str, Any]] = []
-    values = await run_investigation(graph, thread_id=thread, context=ctx, alert=alert,
-                                     on_event=events.append)
+    values = await run_investigation(
+        graph, thread_id=thread, context=ctx, alert=alert, on_event=events.append
+    )
     return values, events
 
 
 async def test_known_alert_type_routes_to_its_agent(make_context, sample_alert):
-    model = ScriptedChatModel(script=[
-        calls(tool_call("get_namespace", name="billing")),
-        partial("billing is Terminating [T1.1]", conclude=True),
-        final(evidence=[{"finding": "Terminating", "tool_call": "T1.1"}], confidence="high"),
-    ])
+    model = ScriptedChatModel(
+        script=[
+            calls(tool_call("get_namespace", name="billing")),
+            partial("billing is Terminating [T1.1]", conclude=True),
+            final(evidence=[{"finding": "Terminating", "tool_call": "T1.1"}], confidence="high"),
+        ]
+    )
     values, events = await investigate(make_context(model), sample_alert)
 
     assert values["status"] == "completed"
@@ -58,8 +67,9 @@ async def test_known_alert_type_routes_to_its_agent(make_context, sample_alert):
 
 async def test_unknown_alert_type_fails_with_reason(make_context, sample_alert):
     model = ScriptedChatModel()
-    values, events = await investigate(make_context(model),
-                                       {**sample_alert, "alert_type": "DiskFull"})
+    values, events = await investigate(
+        make_context(model), {**sample_alert, "alert_type": "DiskFull"}
+    )
     assert values["status"] == "failed"
     assert values["error"] == "No specialized agent for alert type 'DiskFull'"
     assert events[-1]["type"] == "session_failed"
@@ -88,10 +98,12 @@ async def test_iteration_bound_forces_final_analysis_without_tools(make_context,
 
 
 async def test_model_may_conclude_early(make_context, sample_alert):
-    model = ScriptedChatModel(script=[
-        AIMessage(content="The alert message already shows the cause."),
-        final(summary="early"),
-    ])
+    model = ScriptedChatModel(
+        script=[
+            AIMessage(content="The alert message already shows the cause."),
+            final(summary="early"),
+        ]
+    )
     values, events = await investigate(make_context(model), sample_alert)
     assert values["status"] == "completed"
     assert values["analysis"]["stop_reason"] == "model_concluded"
@@ -101,12 +113,17 @@ async def test_model_may_conclude_early(make_context, sample_alert):
 
 
 async def test_tool_calls_of_one_iteration_run_concurrently(make_context, sample_alert):
-    model = ScriptedChatModel(script=[
-        calls(tool_call("slow", seconds=0.6, label="a"), tool_call("slow", seconds=0.6, label="b"),
-              tool_call("slow", seconds=0.6, label="c")),
-        partial(conclude=True),
-        final(),
-    ])
+    model = ScriptedChatModel(
+        script=[
+            calls(
+                tool_call("slow", seconds=0.6, label="a"),
+                tool_call("slow", seconds=0.6, label="b"),
+                tool_call("slow", seconds=0.6, label="c"),
+            ),
+            partial(conclude=True),
+            final(),
+        ]
+    )
     values, _ = await investigate(make_context(model), sample_alert)
 
     spans = []
@@ -118,12 +135,16 @@ async def test_tool_calls_of_one_iteration_run_concurrently(make_context, sample
 
 
 async def test_agent_cannot_call_tools_outside_its_servers(make_context, sample_alert):
-    model = ScriptedChatModel(script=[
-        calls(tool_call("delete_everything", namespace="billing"),
-              tool_call("get_namespace", name="billing")),
-        partial(conclude=True),
-        final(),
-    ])
+    model = ScriptedChatModel(
+        script=[
+            calls(
+                tool_call("delete_everything", namespace="billing"),
+                tool_call("get_namespace", name="billing"),
+            ),
+            partial(conclude=True),
+            final(),
+        ]
+    )
     values, _ = await investigate(make_context(model), sample_alert)
 
     first = model.requests[0]
@@ -133,8 +154,10 @@ async def test_agent_cannot_call_tools_outside_its_servers(make_context, sample_
     assert refused["status"] == "refused" and refused["server"] is None
     assert ok["status"] == "ok"
     # ...and refused with an error the model reads at the next step
-    assert "tool 'delete_everything' is not available to the kubernetes agent" in \
-        model.requests[1].text
+    assert (
+        "tool 'delete_everything' is not available to the kubernetes agent"
+        in model.requests[1].text
+    )
     assert "Valid tools: big, broken, get_namespace, list_pods, slow" in model.requests[1].text
 
 
@@ -148,8 +171,9 @@ async def test_failing_tool_becomes_an_error_the_model_reads(make_context, sampl
 
 
 async def test_tool_output_is_capped_with_a_marker(make_context, sample_alert):
-    model = ScriptedChatModel(script=[calls(tool_call("big", size=50_000)), partial(conclude=True),
-                                      final()])
+    model = ScriptedChatModel(
+        script=[calls(tool_call("big", size=50_000)), partial(conclude=True), final()]
+    )
     values, _ = await investigate(make_context(model, tool_output_max_bytes=1000), sample_alert)
     record = values["tool_calls"][0]
     assert record["size"] == 50_000 and record["truncated"] is True
@@ -159,24 +183,38 @@ async def test_tool_output_is_capped_with_a_marker(make_context, sample_alert):
 
 
 async def test_mcp_server_down_at_start_agent_goes_on(make_context, sample_alert):
-    config = AppConfig.model_validate({
-        "mcpServers": {
-            **{k: v.model_dump() for k, v in ops_app_config().mcp_servers.items()},
-            "crashy": {"command": sys.executable,
-                       "args": [str(SERVERS / "ops_server.py"), "--crash-on-start"]},
-            "missing": {"command": "/nonexistent/mcp-server"},
-        },
-        "agents": {"kubernetes": {"mcp_servers": ["crashy", "missing", "ops"],
-                                  "alert_types": ["NamespaceTerminating"]}},
-    })
+    config = AppConfig.model_validate(
+        {
+            "mcpServers": {
+                **{k: v.model_dump() for k, v in ops_app_config().mcp_servers.items()},
+                "crashy": {
+                    "command": sys.executable,
+                    "args": [str(SERVERS / "ops_server.py"), "--crash-on-start"],
+                },
+                "missing": {"command": "/nonexistent/mcp-server"},
+            },
+            "agents": {
+                "kubernetes": {
+                    "mcp_servers": ["crashy", "missing", "ops"],
+                    "alert_types": ["NamespaceTerminating"],
+                }
+            },
+        }
+    )
     async with Toolbox(config.mcp_servers, startup_timeout=20) as toolbox:
         status = toolbox.status()
         assert status["crashy"].state == "down" and status["missing"].state == "down"
         assert "command not found" in (status["missing"].error or "")
-        model = ScriptedChatModel(script=[calls(tool_call("list_pods", namespace="billing")),
-                                          partial(conclude=True), final()])
-        values, events = await investigate(make_context(model, config=config, toolbox=toolbox),
-                                           sample_alert)
+        model = ScriptedChatModel(
+            script=[
+                calls(tool_call("list_pods", namespace="billing")),
+                partial(conclude=True),
+                final(),
+            ]
+        )
+        values, events = await investigate(
+            make_context(model, config=config, toolbox=toolbox), sample_alert
+        )
     assert values["status"] == "completed"
     assert values["tool_calls"][0]["status"] == "ok"
     assert any("crashy" in d for d in values["degraded"])
@@ -187,15 +225,19 @@ async def test_mcp_server_down_at_start_agent_goes_on(make_context, sample_alert
 
 
 async def test_agent_with_no_working_server_concludes_without_tools(make_context, sample_alert):
-    config = AppConfig.model_validate({
-        "mcpServers": {"missing": {"command": "/nonexistent/mcp-server"}},
-        "agents": {"kubernetes": {"mcp_servers": ["missing"],
-                                  "alert_types": ["NamespaceTerminating"]}},
-    })
+    config = AppConfig.model_validate(
+        {
+            "mcpServers": {"missing": {"command": "/nonexistent/mcp-server"}},
+            "agents": {
+                "kubernetes": {"mcp_servers": ["missing"], "alert_types": ["NamespaceTerminating"]}
+            },
+        }
+    )
     async with Toolbox(config.mcp_servers) as toolbox:
         model = ScriptedChatModel(script=[final(confidence="low")])
-        values, _ = await investigate(make_context(model, config=config, toolbox=toolbox),
-                                      sample_alert)
+        values, _ = await investigate(
+            make_context(model, config=config, toolbox=toolbox), sample_alert
+        )
     assert values["status"] == "completed"
     assert values["analysis"]["stop_reason"] == "no_tools"
     assert "No tool server is available" in model.requests[0].text
@@ -203,8 +245,9 @@ async def test_agent_with_no_working_server_concludes_without_tools(make_context
 
 async def test_runbook_failure_is_recorded_and_investigation_goes_on(make_context, sample_alert):
     model = ScriptedChatModel(script=[AIMessage(content="done"), final()])
-    values, events = await investigate(make_context(model),
-                                       {**sample_alert, "runbook": "../../etc/passwd"})
+    values, events = await investigate(
+        make_context(model), {**sample_alert, "runbook": "../../etc/passwd"}
+    )
     assert values["status"] == "completed"
     assert "RUNBOOKS_DIR" in values["runbook"]["error"]
     assert "No runbook is available" in model.requests[0].text
@@ -213,11 +256,18 @@ async def test_runbook_failure_is_recorded_and_investigation_goes_on(make_contex
 
 
 async def test_evidence_citing_unknown_calls_is_flagged(make_context, sample_alert):
-    model = ScriptedChatModel(script=[
-        calls(tool_call("list_pods", namespace="billing")), partial(conclude=True),
-        final(evidence=[{"finding": "real", "tool_call": "T1.1"},
-                        {"finding": "made up", "tool_call": "T9.9"}]),
-    ])
+    model = ScriptedChatModel(
+        script=[
+            calls(tool_call("list_pods", namespace="billing")),
+            partial(conclude=True),
+            final(
+                evidence=[
+                    {"finding": "real", "tool_call": "T1.1"},
+                    {"finding": "made up", "tool_call": "T9.9"},
+                ]
+            ),
+        ]
+    )
     values, _ = await investigate(make_context(model), sample_alert)
     real, made_up = values["analysis"]["evidence"]
     assert real == {"finding": "real", "tool_call": "T1.1"}
@@ -228,10 +278,14 @@ async def test_resume_after_exception_continues_from_last_checkpoint(make_contex
     def explode(request: ModelRequest) -> AIMessage:
         raise RuntimeError("provider went away")
 
-    first = ScriptedChatModel(script=[
-        calls(tool_call("get_namespace", name="billing")), partial("iteration one"),
-        calls(tool_call("list_pods", namespace="billing")), explode,
-    ])
+    first = ScriptedChatModel(
+        script=[
+            calls(tool_call("get_namespace", name="billing")),
+            partial("iteration one"),
+            calls(tool_call("list_pods", namespace="billing")),
+            explode,
+        ]
+    )
     saver = InMemorySaver()
     values, _ = await investigate(make_context(first), sample_alert, "resume", saver)
     assert values["status"] == "failed" and "provider went away" in values["error"]
@@ -239,8 +293,9 @@ async def test_resume_after_exception_continues_from_last_checkpoint(make_contex
     second = ScriptedChatModel(script=[partial("iteration two", conclude=True), final()])
     graph = build_investigation_graph(make_context(second).registry, checkpointer=saver)
     events: list[dict[str, Any]] = []
-    values = await run_investigation(graph, thread_id="resume", context=make_context(second),
-                                     alert=None, on_event=events.append)
+    values = await run_investigation(
+        graph, thread_id="resume", context=make_context(second), alert=None, on_event=events.append
+    )
 
     assert values["status"] == "completed"
     # The resumed run starts at the node that failed: no tool is run again, the first model

@@ -14,8 +14,13 @@ def settings(**values: str) -> Settings:
 
 @pytest.fixture(autouse=True)
 def no_keys(monkeypatch):
-    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY",
-                 "XAI_API_KEY"):
+    for name in (
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "GOOGLE_API_KEY",
+        "GEMINI_API_KEY",
+        "XAI_API_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -38,9 +43,12 @@ def test_model_names(values, label):
 
 @pytest.mark.parametrize(
     ("model", "variable"),
-    [("openai:gpt-4.1", "OPENAI_API_KEY"), ("anthropic:claude-sonnet-4-5", "ANTHROPIC_API_KEY"),
-     ("google_genai:gemini-2.5-flash", "GOOGLE_API_KEY or GEMINI_API_KEY"),
-     ("xai:grok-4", "XAI_API_KEY")],
+    [
+        ("openai:gpt-4.1", "OPENAI_API_KEY"),
+        ("anthropic:claude-sonnet-4-5", "ANTHROPIC_API_KEY"),
+        ("google_genai:gemini-2.5-flash", "GOOGLE_API_KEY or GEMINI_API_KEY"),
+        ("xai:grok-4", "XAI_API_KEY"),
+    ],
 )
 def test_missing_key_names_the_variable(model, variable):
     s = settings(llm_model=model)

@@ -20,17 +20,24 @@ class Verdict(BaseModel):
 
 
 async def test_streamed_tool_calls_reassemble():
-    model = ScriptedChatModel(script=[
-        calls(tool_call("get_pod", name="a", namespace="n"), tool_call("get_pod", name="b",
-                                                                       namespace="n"))])
+    model = ScriptedChatModel(
+        script=[
+            calls(
+                tool_call("get_pod", name="a", namespace="n"),
+                tool_call("get_pod", name="b", namespace="n"),
+            )
+        ]
+    )
     merged = None
     chunks = 0
     async for chunk in model.bind_tools([get_pod]).astream("go"):
         merged = chunk if merged is None else merged + chunk
         chunks += 1
     assert chunks > 3
-    assert [c["args"] for c in merged.tool_calls] == [{"name": "a", "namespace": "n"},
-                                                      {"name": "b", "namespace": "n"}]
+    assert [c["args"] for c in merged.tool_calls] == [
+        {"name": "a", "namespace": "n"},
+        {"name": "b", "namespace": "n"},
+    ]
     assert merged.usage_metadata["total_tokens"] > 0
     assert model.requests[0].tool_names == ["get_pod"]
 

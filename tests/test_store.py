@@ -46,8 +46,11 @@ def _pg_conninfo(url: Any, database: str) -> str:
     from psycopg.conninfo import make_conninfo
 
     return make_conninfo(
-        host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username or "postgres",
-        password=url.password or None, dbname=database,
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        password=url.password or None,
+        dbname=database,
     )
 
 
@@ -57,8 +60,10 @@ def pg_database() -> Iterator[str]:
     admin = make_url(PG_ADMIN_URL)
     host, port = admin.host or "127.0.0.1", admin.port or 5432
     if not _pg_reachable(host, port):
-        pytest.skip(f"PostgreSQL is not reachable at {host}:{port} "
-                    "(set SRE_TEST_POSTGRES_URL to an admin URL to run these tests)")
+        pytest.skip(
+            f"PostgreSQL is not reachable at {host}:{port} "
+            "(set SRE_TEST_POSTGRES_URL to an admin URL to run these tests)"
+        )
     import psycopg
 
     name = f"sre_agent_test_{uuid.uuid4().hex[:12]}"
@@ -67,7 +72,8 @@ def pg_database() -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
         yield admin.set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False)
+            hide_password=False
+        )
     finally:
         with psycopg.connect(admin_conninfo, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -99,7 +105,9 @@ async def store(db_url: str) -> AsyncIterator[Store]:
 
 async def _new(store: Store, n: int, **overrides: Any) -> SessionRecord:
     fields: dict[str, Any] = {
-        "session_id": f"s{n:03d}", "alert_id": f"a{n:03d}", "alert_type": "NamespaceTerminating",
+        "session_id": f"s{n:03d}",
+        "alert_id": f"a{n:03d}",
+        "alert_type": "NamespaceTerminating",
         "alert_data": {"n": n},
     }
     return await store.create_session(**(fields | overrides))
@@ -114,9 +122,13 @@ def _ids(records: list[SessionRecord]) -> list[str]:
 
 async def test_create_get_update(store: Store) -> None:
     created = await store.create_session(
-        session_id="s1", alert_id="alert-1", alert_type="NamespaceTerminating",
+        session_id="s1",
+        alert_id="alert-1",
+        alert_type="NamespaceTerminating",
         alert_data={"namespace": "shop", "labels": {"team": "ünïcödé ✓"}},
-        agent_type="kubernetes", model="gpt-x", session_metadata={"source": "test"},
+        agent_type="kubernetes",
+        model="gpt-x",
+        session_metadata={"source": "test"},
     )
     assert created.status == "queued" and created.progress == 0 and created.current_step == ""
     assert created.started_at.tzinfo is UTC and created.started_at == created.updated_at
@@ -128,8 +140,13 @@ async def test_create_get_update(store: Store) -> None:
 
     result = {"root_cause": "finalizer", "confidence": 0.9, "steps": ["a", "b"]}
     await store.update_session(
-        "s1", status="processing", progress=40, current_step="execute_tools",
-        assigned_mcp_servers=["kubernetes-server"], iterations=2, tokens=1234,
+        "s1",
+        status="processing",
+        progress=40,
+        current_step="execute_tools",
+        assigned_mcp_servers=["kubernetes-server"],
+        iterations=2,
+        tokens=1234,
     )
     mid = await store.get_session("s1")
     assert mid is not None
@@ -139,8 +156,9 @@ async def test_create_get_update(store: Store) -> None:
     assert mid.updated_at > created.updated_at and mid.started_at == created.started_at
     assert mid.completed_at is None
 
-    await store.update_session("s1", status="completed", progress=150, result=result,
-                               result_markdown="# RCA\n")
+    await store.update_session(
+        "s1", status="completed", progress=150, result=result, result_markdown="# RCA\n"
+    )
     done = await store.get_session("s1")
     assert done is not None
     assert done.status == "completed" and done.progress == 100  # clamped
@@ -165,8 +183,9 @@ async def test_create_get_update(store: Store) -> None:
 
 
 async def test_lookups_and_duplicates(store: Store) -> None:
-    first = await _new(store, 1, idempotency_key="key-1", parent_session_id="s000",
-                       parent_checkpoint_id="ckpt-9")
+    first = await _new(
+        store, 1, idempotency_key="key-1", parent_session_id="s000", parent_checkpoint_id="ckpt-9"
+    )
     await _new(store, 2)  # no idempotency key
     await _new(store, 3)  # several sessions may have none
 
@@ -179,8 +198,11 @@ async def test_lookups_and_duplicates(store: Store) -> None:
     cases = [
         ({"session_id": "s001", "alert_id": "fresh-a"}, "session_id", "s001"),
         ({"session_id": "fresh-1", "alert_id": "a001"}, "alert_id", "a001"),
-        ({"session_id": "fresh-2", "alert_id": "fresh-b", "idempotency_key": "key-1"},
-         "idempotency_key", "key-1"),
+        (
+            {"session_id": "fresh-2", "alert_id": "fresh-b", "idempotency_key": "key-1"},
+            "idempotency_key",
+            "key-1",
+        ),
     ]
     for overrides, field, value in cases:
         with pytest.raises(DuplicateSession) as info:
@@ -217,10 +239,14 @@ async def test_list_filters(store: Store) -> None:
     assert await ids(start_date=T0 + timedelta(minutes=5)) == ["s006", "s005"]
     assert await ids(end_date=T0 + timedelta(minutes=2)) == ["s002", "s001"]
     assert await ids(status="completed", agent_type="kubernetes") == ["s006", "s003"]
-    assert await ids(status="completed", agent_type="kubernetes",
-                     alert_type="NamespaceTerminating") == ["s003"]
-    assert await ids(agent_type="kubernetes", start_date=T0 + timedelta(minutes=2),
-                     end_date=T0 + timedelta(minutes=3)) == ["s003", "s002"]
+    assert await ids(
+        status="completed", agent_type="kubernetes", alert_type="NamespaceTerminating"
+    ) == ["s003"]
+    assert await ids(
+        agent_type="kubernetes",
+        start_date=T0 + timedelta(minutes=2),
+        end_date=T0 + timedelta(minutes=3),
+    ) == ["s003", "s002"]
     assert await ids(status="failed", agent_type="kubernetes") == []
     assert await ids(agent_type="nobody") == []
 
@@ -279,11 +305,15 @@ async def test_unfinished_sessions_oldest_first(store: Store) -> None:
 
 async def test_stats(store: Store) -> None:
     assert await store.stats() == {
-        "total": 0, "by_status": {"queued": 0, "processing": 0, "completed": 0, "failed": 0}}
+        "total": 0,
+        "by_status": {"queued": 0, "processing": 0, "completed": 0, "failed": 0},
+    }
     for n, status in enumerate(["queued", "queued", "processing", "failed"], start=1):
         await _new(store, n, status=status)
     assert await store.stats() == {
-        "total": 4, "by_status": {"queued": 2, "processing": 1, "completed": 0, "failed": 1}}
+        "total": 4,
+        "by_status": {"queued": 2, "processing": 1, "completed": 0, "failed": 1},
+    }
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -305,8 +335,10 @@ async def test_event_sequence_and_resume(store: Store) -> None:
     seqs = [await store.append_event("s1", event) for event in events]
     assert seqs == [1, 2, 3]
     assert await store.append_event("s2", {"type": "session_started"}) == 1  # per session
-    batch = [{"type": Kind.TOOL, "data": {"at": T0, "tags": {"x"}}},
-             {"type": "session_completed", "data": {"nested": [1, {"a": None}]}}]
+    batch = [
+        {"type": Kind.TOOL, "data": {"at": T0, "tags": {"x"}}},
+        {"type": "session_completed", "data": {"nested": [1, {"a": None}]}},
+    ]
     assert await store.append_events("s1", batch) == [4, 5]
     assert await store.append_events("s1", []) == []
     assert await store.last_seq("s1") == 5
@@ -315,8 +347,10 @@ async def test_event_sequence_and_resume(store: Store) -> None:
     assert [seq for seq, _ in everything] == [1, 2, 3, 4, 5]
     assert [event for _, event in everything[:3]] == events
     # Values JSON has no type for are stored in their JSON form.
-    assert everything[3][1] == {"type": "tool_call_started",
-                                "data": {"at": T0.isoformat(), "tags": ["x"]}}
+    assert everything[3][1] == {
+        "type": "tool_call_started",
+        "data": {"at": T0.isoformat(), "tags": ["x"]},
+    }
     assert everything[4][1] == batch[1]
 
     assert [seq for seq, _ in await store.events_after("s1", after_seq=3)] == [4, 5]
@@ -326,8 +360,9 @@ async def test_event_sequence_and_resume(store: Store) -> None:
 
 
 async def test_concurrent_appends_have_no_gaps(store: Store) -> None:
-    seqs = await asyncio.gather(*(store.append_event("c", {"type": "x", "i": i})
-                                  for i in range(50)))
+    seqs = await asyncio.gather(
+        *(store.append_event("c", {"type": "x", "i": i}) for i in range(50))
+    )
     assert sorted(seqs) == list(range(1, 51))
     stored = await store.events_after("c")
     assert [seq for seq, _ in stored] == list(range(1, 51))
@@ -340,8 +375,8 @@ async def test_concurrent_appends_from_two_stores(store: Store, db_url: str) -> 
     other = await Store.open(db_url)
     try:
         appends: list[Coroutine[Any, Any, int | list[int]]] = [
-            (store if i % 2 else other).append_event("c", {"type": "x", "i": i})
-            for i in range(50)]
+            (store if i % 2 else other).append_event("c", {"type": "x", "i": i}) for i in range(50)
+        ]
         appends.append(store.append_events("c", [{"type": "batch"}] * 5))
         results = await asyncio.gather(*appends)
     finally:
@@ -359,8 +394,10 @@ async def test_concurrent_appends_from_two_stores(store: Store, db_url: str) -> 
 async def test_prune(store: Store) -> None:
     old = T0 - timedelta(days=30)
     cases = {  # session id: (status, started_at)
-        "old-done": ("completed", old), "old-failed": ("failed", old),
-        "old-running": ("processing", old), "old-queued": ("queued", old),
+        "old-done": ("completed", old),
+        "old-failed": ("failed", old),
+        "old-running": ("processing", old),
+        "old-queued": ("queued", old),
         "new-done": ("completed", T0),
     }
     for n, (sid, (status, started)) in enumerate(cases.items()):
@@ -380,8 +417,9 @@ async def test_prune(store: Store) -> None:
 
 async def test_data_survives_close_and_reopen(db_url: str) -> None:
     first = await Store.open(db_url)
-    created = await first.create_session(session_id="keep", alert_id="a", alert_type="T",
-                                         alert_data={"k": [1, 2]})
+    created = await first.create_session(
+        session_id="keep", alert_id="a", alert_type="T", alert_data={"k": [1, 2]}
+    )
     await first.update_session("keep", status="completed", result={"ok": True})
     await first.append_events("keep", [{"type": "a"}, {"type": "b"}])
     await first.close()
@@ -430,10 +468,16 @@ async def test_migrations_match_models_and_leave_other_tables_alone(db_url: str)
 
     store = await Store.open(db_url)
     try:
+
         def diff(sync_conn: Any) -> list[Any]:
-            context = MigrationContext.configure(sync_conn, opts={
-                "version_table": VERSION_TABLE, "include_name": include_name,
-                "compare_type": True})
+            context = MigrationContext.configure(
+                sync_conn,
+                opts={
+                    "version_table": VERSION_TABLE,
+                    "include_name": include_name,
+                    "compare_type": True,
+                },
+            )
             return list(compare_metadata(context, Base.metadata))
 
         async with store.engine.connect() as conn:
@@ -472,8 +516,10 @@ async def test_sqlite_file_settings(tmp_path: Path) -> None:
     try:
         assert path.parent.is_dir() and store.url.startswith("sqlite+aiosqlite://")
         async with store.engine.connect() as conn:
-            pragmas: list[Any] = [(await conn.execute(text(f"PRAGMA {name}"))).scalar()
-                                  for name in ("journal_mode", "synchronous", "busy_timeout")]
+            pragmas: list[Any] = [
+                (await conn.execute(text(f"PRAGMA {name}"))).scalar()
+                for name in ("journal_mode", "synchronous", "busy_timeout")
+            ]
         assert pragmas[0] == "wal" and pragmas[1] == 1 and pragmas[2] >= 1000  # 1: NORMAL
     finally:
         await store.close()

@@ -1,0 +1,84 @@
+"""The command line as a user runs it: real processes, plain output (not a TTY)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "server.cli"]
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LLM_", "SRE_AGENT", "OPENAI", "DEFAULT_LLM"))
+    }
+    environment.update({"PYTHONPATH": str(ROOT), "COLUMNS": "200", **(env or {})})
+    return subprocess.run(
+        [*CLI, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(
+    not (ROOT / "node_modules/.bin/kubernetes-mcp-server").exists(),
+    reason="kubernetes-mcp-server missing: run `npm ci`",
+)
+def test_demo_streams_progress_and_prints_the_analysis(tmp_path):
+    result = run("demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "using the scripted demo model" in out
+    assert "[kubernetes] agent selected for NamespaceTerminating" in out
+    assert "[kubernetes #1] → T1.1 resources_get" in out
+    assert "[kubernetes #2] finding:" in out
+    assert "## Root cause" in out and "invoice-controller" in out
+    session = out.rsplit("session id: ", 1)[1].strip()
+    assert len(session) == 36
+    assert (tmp_path / "data" / "sre-agent.db").exists()
+
+
+def test_investigate_rejects_an_invalid_alert_naming_the_field(tmp_path):
+    alert = tmp_path / "alert.json"
+    alert.write_text(json.dumps({"alert_type": "NamespaceTerminating"}))
+    result = run("investigate", str(alert), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "message: Field required" in result.stdout
+
+
+def test_investigate_unknown_alert_type_fails_with_reason(tmp_path):
+    alert = tmp_path / "alert.json"
+    alert.write_text(json.dumps({"alert_type": "DiskFull", "message": "disk full"}))
+    config = tmp_path / "c.yaml"
+    config.write_text("mcpServers:\n  kubernetes-server:\n    command: /nonexistent\n")
+    result = run("investigate", str(alert), "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "No specialized agent for alert type 'DiskFull'" in result.stdout
+    assert "session id:" in result.stdout
+
+
+def test_bad_config_fails_at_start_up_with_the_field(tmp_path):
+    alert = tmp_path / "alert.json"
+    alert.write_text(json.dumps({"alert_type": "X", "message": "m"}))
+    config = tmp_path / "c.yaml"
+    config.write_text("agents:\n  k:\n    mcp_servers: [ghost]\n    alert_types: [X]\n")
+    result = run("investigate", str(alert), "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "agents.k.mcp_servers: unknown server 'ghost'" in result.stdout
+
+
+def test_missing_api_key_names_the_variable(tmp_path):
+    alert = tmp_path / "alert.json"
+    alert.write_text(json.dumps({"alert_type": "X", "message": "m"}))
+    result = run(
+        "investigate", str(alert), cwd=tmp_path, env={"LLM_MODEL": "anthropic:claude-sonnet-4-5"}
+    )
+    assert result.returncode == 2
+    assert "set ANTHROPIC_API_KEY" in result.stdout
