@@ -304,7 +304,7 @@ def _final(request: ModelRequest) -> AIMessage:
     cause, steps, confidence = _conclusion(_alert(prompt), facts)
     evidence = [{"finding": text, "tool_call": ref} for ref, text in facts[:8]]
     summary = (
-        f"{_alert(prompt).get('alert_type', 'Alert')}: {cause.split('. ')[0]}. "
+        f"{_alert(prompt).get('alert_type', 'Alert')}: {cause.split('. ')[0].rstrip('.')}. "
         f"Based on {len({r for r, _ in facts})} tool result(s)."
     )
     return structured(

@@ -28,6 +28,9 @@ KEY_VARIABLES: dict[str, tuple[str, ...]] = {
 }
 
 
+DEMO_LABEL = "demo:scripted"
+
+
 class ModelConfigError(ValueError):
     """The model cannot be built from configuration; the message says what to set."""
 
@@ -46,7 +49,7 @@ class ModelChoice:
 
     @property
     def label(self) -> str:
-        return "demo:scripted" if self.is_demo else f"{self.provider}:{self.model}"
+        return DEMO_LABEL if self.is_demo else f"{self.provider}:{self.model}"
 
 
 def choose_model(settings: Settings) -> ModelChoice:

@@ -59,7 +59,7 @@ def load_model(settings: Settings) -> tuple[ModelChoice, BaseChatModel]:
     """The configured model, or the scripted demo model when none is configured."""
     choice = choose_model(settings)
     if choice.is_demo:
-        return choice, demo_model()
+        return choice, demo_model(settings.demo_model_latency)
     return choice, build_chat_model(choice, settings)
 
 
@@ -70,11 +70,13 @@ async def open_services(
     config_path: Path | None = None,
     registry: AgentRegistry | None = None,
     log_dir: Path | None = None,
+    chat_model: tuple[ModelChoice, BaseChatModel] | None = None,
 ) -> AsyncIterator[Services]:
     """Check configuration and model first (fail fast), then start the MCP servers."""
     registry = registry or load_registry(settings, config_path)
-    choice, model = load_model(settings)
-    toolbox = Toolbox(registry.servers, log_dir=log_dir)
+    choice, model = chat_model or load_model(settings)
+    used = {server for spec in registry.agents.values() for server in spec.mcp_servers}
+    toolbox = Toolbox({n: c for n, c in registry.servers.items() if n in used}, log_dir=log_dir)
     async with (
         RunbookFetcher(
             github_token=settings.github_token, runbooks_dir=settings.runbooks_dir

@@ -52,4 +52,10 @@ class Settings(BaseSettings):
         default=None, ge=1, le=50, description="Overrides every agent's max_iterations."
     )
     max_concurrent_alerts: int = Field(default=10, ge=1)
+    max_queued_alerts: int = Field(default=100, ge=0, description="Waiting beyond the running.")
+    demo_model_latency: float = Field(
+        default=0.0,
+        ge=0,
+        description="Seconds the demo model 'thinks' per call (demos, benchmarks).",
+    )
     log_level: str = "INFO"

@@ -97,6 +97,7 @@ class InvestigationState(TypedDict):
     tool_calls: NotRequired[list[ToolCallRecord]]
     findings: NotRequired[list[Finding]]
     degraded: NotRequired[list[str]]
+    tokens: NotRequired[int]
     analysis: NotRequired[FinalAnalysis | None]
 
 
@@ -114,6 +115,7 @@ class AgentOutput(TypedDict):
     tool_calls: list[ToolCallRecord]
     findings: list[Finding]
     degraded: list[str]
+    tokens: int
     analysis: FinalAnalysis | None
 
 
@@ -134,4 +136,5 @@ class AgentState(TypedDict):
     conclude: NotRequired[bool]
     stop_reason: NotRequired[StopReason | None]
     llm_call: NotRequired[LLMCallRecord]
+    tokens: Annotated[int, operator.add]  # total tokens of the agent's model calls
     analysis: NotRequired[FinalAnalysis | None]

@@ -88,4 +88,10 @@ async def final_analysis(state: AgentState, runtime: Runtime[Context]) -> dict[s
         step="final_analysis",
         analysis=analysis,
     )
-    return {"analysis": analysis, "status": "completed", "llm_call": record, "results": []}
+    return {
+        "analysis": analysis,
+        "status": "completed",
+        "llm_call": record,
+        "tokens": record["usage"]["total_tokens"],
+        "results": [],
+    }

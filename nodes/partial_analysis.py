@@ -57,6 +57,7 @@ async def partial_analysis(state: AgentState, runtime: Runtime[Context]) -> dict
         "conclude": conclude,
         "stop_reason": stop_reason,
         "llm_call": record,
+        "tokens": record["usage"]["total_tokens"],
     }
 
 

@@ -69,6 +69,7 @@ async def select_tools(state: AgentState, runtime: Runtime[Context]) -> dict[str
         "iteration": iteration,
         "pending": pending,
         "llm_call": record,
+        "tokens": record["usage"]["total_tokens"],
         "degraded": degraded,
     }
     if not pending:

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import sys
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,16 +15,12 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from graph.alert import Alert
-from graph.analysis import render_markdown
-from graph.builder import build_investigation_graph
-from graph.checkpoints import open_checkpointer
 from graph.config import ConfigError
 from graph.models import ModelConfigError
 from graph.registry import AgentRegistry
-from graph.runner import run_investigation
-from graph.services import load_registry, open_services
+from graph.services import load_registry
 from graph.settings import Settings
-from server.progress import ProgressPrinter, print_report
+from server.history_cli import investigate as investigate_
 
 app = typer.Typer(
     help="SRE incident-analysis agent.",
@@ -63,51 +58,6 @@ def _load_alert(path: Path) -> dict[str, Any]:
         raise ValueError(f"invalid alert in {path}: {problems}") from exc
 
 
-async def _investigate(
-    console: Console,
-    settings: Settings,
-    alert: dict[str, Any],
-    registry: AgentRegistry,
-    *,
-    live: bool | None,
-) -> int:
-    async with open_services(settings, registry=registry, log_dir=Path("data/logs")) as services:
-        if services.model_choice.is_demo:
-            console.print(
-                "[bold yellow]No model configured (LLM_MODEL is unset): using the "
-                "scripted demo model.[/] Its analysis is canned logic, not an LLM; "
-                "set LLM_MODEL (e.g. openai:gpt-4.1) for a real investigation."
-            )
-        else:
-            console.print(f"model: {services.model_choice.label}", highlight=False)
-        for name, status in services.toolbox.status().items():
-            if status.state == "down":
-                console.print(
-                    f"[yellow]MCP server {name} is down:[/] {status.error}", highlight=False
-                )
-        session_id = str(uuid.uuid4())
-        async with open_checkpointer(settings.history_database_url) as saver:
-            graph = build_investigation_graph(
-                services.registry, checkpointer=saver if settings.history_enabled else None
-            )
-            with ProgressPrinter(console, live=live) as progress:
-                values = await run_investigation(
-                    graph,
-                    thread_id=session_id,
-                    context=services.context(),
-                    alert=alert,
-                    on_event=progress,
-                )
-    if values["status"] == "completed" and values.get("analysis"):
-        print_report(console, render_markdown(values["analysis"], values.get("tool_calls", [])))
-        code = 0
-    else:
-        console.print(f"[bold red]Investigation failed:[/] {values.get('error')}", highlight=False)
-        code = 1
-    console.print(f"\nsession id: {session_id}", highlight=False)
-    return code
-
-
 def _setup(config: Path | None) -> tuple[Console, Settings, AgentRegistry]:
     console = Console()
     logging.basicConfig(
@@ -131,7 +81,7 @@ def investigate(
     console, settings, registry = _setup(config)
     try:
         alert = _load_alert(alert_file)
-        code = asyncio.run(_investigate(console, settings, alert, registry, live=live))
+        code = asyncio.run(investigate_(console, settings, alert, registry, live=live))
     except (ValueError, ModelConfigError) as exc:
         raise _fail(console, str(exc)) from exc
     raise typer.Exit(code)
@@ -159,7 +109,7 @@ def demo(
             )
             settings = settings.model_copy(update={"runbooks_dir": env.runbooks_dir})
             alert = Alert.model_validate(env.alert).to_state()
-            code = asyncio.run(_investigate(console, settings, alert, env.registry, live=live))
+            code = asyncio.run(investigate_(console, settings, alert, env.registry, live=live))
             writes = env.cluster.write_requests
             if writes:
                 console.print(
@@ -167,6 +117,91 @@ def demo(
                 )
                 code = code or 1
     except (DemoError, ModelConfigError) as exc:
+        raise _fail(console, str(exc)) from exc
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    config: ConfigOption = None,
+) -> None:
+    """Run the HTTP service (alerts, SSE progress, history, replay)."""
+    import uvicorn
+
+    from server.app import create_app
+
+    console, settings, registry = _setup(config)
+    logging.getLogger().setLevel(settings.log_level.upper())
+    try:
+        app_ = create_app(settings, registry=registry)
+        uvicorn.run(app_, host=host, port=port, log_level=settings.log_level.lower())
+    except ModelConfigError as exc:
+        raise _fail(console, str(exc)) from exc
+
+
+sessions_app = typer.Typer(help="Browse the investigation history.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+
+
+@sessions_app.command("list")
+def sessions_list(
+    status: Annotated[str | None, typer.Option(help="queued|processing|completed|failed")] = None,
+    alert_type: Annotated[str | None, typer.Option()] = None,
+    agent_type: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
+) -> None:
+    """The most recent sessions."""
+    from server.history_cli import list_sessions
+
+    console, settings, _ = _setup(None)
+    code = asyncio.run(
+        list_sessions(
+            console,
+            settings,
+            status=status,
+            alert_type=alert_type,
+            agent_type=agent_type,
+            limit=limit,
+        )
+    )
+    raise typer.Exit(code)
+
+
+@sessions_app.command("show")
+def sessions_show(
+    session_id: Annotated[str, typer.Argument()],
+    checkpoints: Annotated[bool, typer.Option("--checkpoints", help="List checkpoints.")] = False,
+) -> None:
+    """A session: its analysis and timeline (or its checkpoints)."""
+    from server.history_cli import show_session
+
+    console, settings, _ = _setup(None)
+    raise typer.Exit(
+        asyncio.run(show_session(console, settings, session_id, checkpoints=checkpoints))
+    )
+
+
+@app.command()
+def replay(
+    session_id: Annotated[str, typer.Argument()],
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="Checkpoint id to re-run from.")],
+    model: Annotated[str | None, typer.Option(help='"provider:model" for the re-run.')] = None,
+    config: ConfigOption = None,
+    live: LiveOption = None,
+) -> None:
+    """Re-run a session from a checkpoint as a new linked session."""
+    from server.history_cli import replay_session
+
+    console, settings, registry = _setup(config)
+    try:
+        code = asyncio.run(
+            replay_session(
+                console, settings, registry, session_id, checkpoint, model=model, live=live
+            )
+        )
+    except (ValueError, ModelConfigError) as exc:
         raise _fail(console, str(exc)) from exc
     raise typer.Exit(code)
 

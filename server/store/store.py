@@ -306,6 +306,30 @@ class Store:
             await conn.execute(insert(EVENTS), rows)
         return [row["seq"] for row in rows]
 
+    async def insert_events(
+        self, session_id: str, events: list[tuple[int, dict[str, Any]]]
+    ) -> None:
+        """Store events whose seqs the caller assigned (the live event log does); a seq that
+        is already stored is skipped, so a retried batch is harmless."""
+        if not events:
+            return
+        async with self._append_lock(session_id), self._writer.begin() as conn:
+            last = await self._last_seq(conn, session_id)
+            now = utcnow()
+            rows = [
+                {
+                    "session_id": session_id,
+                    "seq": seq,
+                    "type": str(event.get("type") or ""),
+                    "data": event,
+                    "created_at": now,
+                }
+                for seq, event in events
+                if seq > last
+            ]
+            if rows:
+                await conn.execute(insert(EVENTS), rows)
+
     def _append_lock(self, session_id: str) -> asyncio.Lock:
         lock = self._append_locks.get(session_id)
         if lock is None:

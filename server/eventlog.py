@@ -1,0 +1,159 @@
+"""The per-session event log behind the SSE streams: numbered events, delivered live to
+every subscriber at once and written to the database in the background, so a stream can
+be resumed (Last-Event-ID), replayed after the end, and survives a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from graph.events import TERMINAL_EVENTS
+from server.store import Store
+
+log = logging.getLogger(__name__)
+
+_DB_POLL_SECONDS = 1.0
+
+
+@dataclass
+class _Live:
+    first: int  # seq of the first event held in memory
+    last: int
+    events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    done: bool = False
+    unsaved: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+
+def is_terminal(event: dict[str, Any]) -> bool:
+    return event.get("type") in TERMINAL_EVENTS
+
+
+class EventLog:
+    """Append-and-subscribe log of numbered events per session."""
+
+    def __init__(self, store: Store | None, *, keep_in_memory: int = 256) -> None:
+        self.store = store
+        self._live: OrderedDict[str, _Live] = OrderedDict()
+        self._keep = keep_in_memory
+        self._dirty: asyncio.Queue[str] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self.write_error: str | None = None
+
+    async def start(self) -> None:
+        if self.store is not None and self._writer is None:
+            self._writer = asyncio.create_task(self._write_loop())
+
+    async def aclose(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
+        await self.flush()
+
+    async def open(self, session_id: str) -> None:
+        """Hold a session live (before its first event, so subscribers wait for it)."""
+        await self._entry(session_id)
+
+    async def _entry(self, session_id: str) -> _Live:
+        live = self._live.get(session_id)
+        if live is None:
+            last = 0
+            if self.store is not None:
+                try:
+                    last = await self.store.last_seq(session_id)
+                except Exception as exc:
+                    log.warning("event log: cannot read last seq of %s: %s", session_id, exc)
+            live = self._live[session_id] = _Live(first=last + 1, last=last)
+            self._evict()
+        return live
+
+    def _evict(self) -> None:
+        finished = [sid for sid, live in self._live.items() if live.done and not live.unsaved]
+        for sid in finished[: max(0, len(self._live) - self._keep)]:
+            del self._live[sid]
+
+    async def append(self, session_id: str, event: dict[str, Any]) -> int:
+        """Number the event, wake the subscribers, queue it for the database."""
+        live = await self._entry(session_id)
+        live.last += 1
+        seq = live.last
+        live.events.append((seq, event))
+        live.done = live.done or is_terminal(event)
+        live.changed.set()
+        live.changed = asyncio.Event()
+        if self.store is not None:
+            live.unsaved.append((seq, event))
+            self._dirty.put_nowait(session_id)
+        return seq
+
+    async def _write_loop(self) -> None:
+        while True:
+            session_id = await self._dirty.get()
+            await asyncio.sleep(0)  # let a burst of events collect into one batch
+            await self._save(session_id)
+
+    async def _save(self, session_id: str) -> None:
+        live = self._live.get(session_id)
+        if live is None or not live.unsaved or self.store is None:
+            return
+        batch = list(live.unsaved)
+        try:
+            await self.store.insert_events(session_id, batch)
+        except Exception as exc:  # the stream goes on from memory; retried on next event
+            if self.write_error is None:
+                log.error("event log: database write failed, keeping events in memory: %s", exc)
+            self.write_error = f"{type(exc).__name__}: {exc}"
+            return
+        self.write_error = None
+        del live.unsaved[: len(batch)]
+
+    async def flush(self) -> None:
+        for session_id in list(self._live):
+            await self._save(session_id)
+
+    async def _stored(self, session_id: str, after: int) -> list[tuple[int, dict[str, Any]]]:
+        if self.store is None:
+            return []
+        try:
+            return await self.store.events_after(session_id, after)
+        except Exception as exc:
+            log.warning("event log: cannot read events of %s: %s", session_id, exc)
+            return []
+
+    async def subscribe(
+        self, session_id: str, after: int = 0
+    ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+        """Events with seq > `after`: stored ones first, then live ones; ends after the
+        terminal event."""
+        sent = after
+        while True:
+            live = self._live.get(session_id)
+            if live is not None and sent + 1 >= live.first:
+                waiter = live.changed
+                pending = [(s, e) for s, e in live.events if s > sent]
+            else:
+                waiter = None
+                pending = await self._stored(session_id, sent)
+                if live is not None:  # stored history up to where memory begins
+                    pending = [(s, e) for s, e in pending if s < live.first]
+            for seq, event in pending:
+                yield seq, event
+                sent = seq
+                if is_terminal(event):
+                    return
+            if pending:
+                continue
+            if waiter is None and live is not None:
+                sent = live.first - 1  # older events are not readable now: go on live
+                continue
+            if waiter is not None:
+                await waiter.wait()
+            elif live is None:
+                await asyncio.sleep(_DB_POLL_SECONDS)  # running elsewhere or not yet resumed

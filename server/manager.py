@@ -1,0 +1,419 @@
+"""Runs investigations in background tasks: a bounded queue in front of
+MAX_CONCURRENT_ALERTS workers, events into the event log, status into the index.
+
+A client never runs an investigation: disconnecting from a stream cannot cancel one. On
+shutdown the workers stop where they are (the last checkpoint); on start, sessions left
+queued or processing resume from their last checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, get_type_hints
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from graph.alert import Alert
+from graph.analysis import render_markdown
+from graph.builder import build_investigation_graph
+from graph.demo_model import demo_model
+from graph.models import DEMO_LABEL, build_chat_model, choose_model
+from graph.runner import run_investigation
+from graph.services import Services
+from graph.state import AgentState, InvestigationState
+from server.eventlog import EventLog
+from server.history import fork_lineage
+from server.sessions import SessionState, now
+from server.store import DuplicateSession, SessionRecord, Store
+
+log = logging.getLogger(__name__)
+
+
+class QueueFull(RuntimeError):
+    """Too many investigations are running or waiting; retry later."""
+
+
+class UnknownSession(LookupError):
+    pass
+
+
+@dataclass
+class Job:
+    session_id: str
+    alert: dict[str, Any] | None  # None: resume from the session's checkpoint
+    model: BaseChatModel | None = None
+    model_name: str | None = None
+
+
+class Investigations:
+    """The service's investigation engine."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        saver: BaseCheckpointSaver[Any] | None,
+        store: Store | None,
+        events: EventLog,
+        max_concurrent: int,
+        max_queued: int,
+        model_factory: Callable[[str], tuple[BaseChatModel, str]] | None = None,
+    ) -> None:
+        self.services = services
+        self.saver = saver
+        self.store = store
+        self.events = events
+        self.graph = build_investigation_graph(services.registry, checkpointer=saver)
+        self.max_concurrent = max_concurrent
+        self.capacity = max_concurrent + max_queued
+        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._reserved = 0
+        self._running = 0
+        self._sessions: dict[str, SessionState] = {}
+        self._by_alert: dict[str, str] = {}
+        self._by_key: dict[str, str] = {}
+        self._workers: list[asyncio.Task[None]] = []
+        self._model_factory = model_factory or self._build_model
+        self.store_error: str | None = None
+        self._done: dict[str, asyncio.Event] = {}
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self, *, recover: bool = True) -> None:
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"investigator-{n}")
+            for n in range(self.max_concurrent)
+        ]
+        if recover:
+            await self._recover()
+
+    async def stop(self) -> None:
+        """Stop now: running sessions stay at their last checkpoint and resume next start."""
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        self._workers.clear()
+
+    async def _recover(self) -> None:
+        if self.store is None:
+            return
+        try:
+            unfinished = await self.store.unfinished_sessions()
+        except Exception as exc:
+            self._store_failed(exc)
+            return
+        for record in unfinished:
+            state = self._remember(record)
+            has_checkpoint = (
+                self.saver is not None
+                and await self.saver.aget_tuple({"configurable": {"thread_id": record.session_id}})
+                is not None
+            )
+            model, model_name = None, None
+            if record.model and record.model != self.services.model_choice.label:
+                model, model_name = self._model_factory(record.model)
+            log.info(
+                "resuming session %s (%s)",
+                record.session_id,
+                "from its last checkpoint" if has_checkpoint else "from the start",
+            )
+            state.status, state.current_step = "queued", "resuming"
+            await self.events.open(record.session_id)
+            self._reserved += 1
+            self._queue.put_nowait(
+                Job(
+                    record.session_id,
+                    None if has_checkpoint else record.alert_data,
+                    model,
+                    model_name,
+                )
+            )
+
+    # --- submitting -----------------------------------------------------------------
+
+    def _reserve(self) -> None:
+        if self._reserved >= self.capacity:
+            raise QueueFull(
+                f"{self._reserved} investigations are running or queued (capacity {self.capacity})"
+            )
+        self._reserved += 1
+
+    async def submit(
+        self, alert: Alert, *, idempotency_key: str | None = None
+    ) -> tuple[SessionState, bool]:
+        """Queue an investigation; returns (session, created). Raises QueueFull."""
+        if idempotency_key:
+            existing = await self._find_by_key(idempotency_key)
+            if existing is not None:
+                return existing, False
+        self._reserve()
+        try:
+            state = SessionState(
+                session_id=str(uuid.uuid4()),
+                alert_id=str(uuid.uuid4()),
+                alert_type=alert.alert_type,
+                model=self.services.model_choice.label,
+            )
+            data = alert.to_state()
+            await self._create(state, data, idempotency_key=idempotency_key)
+        except BaseException:
+            self._reserved -= 1
+            raise
+        if idempotency_key:
+            self._by_key[idempotency_key] = state.session_id
+        await self.events.open(state.session_id)
+        self._queue.put_nowait(Job(state.session_id, data))
+        return state, True
+
+    async def replay(
+        self,
+        session_id: str,
+        *,
+        checkpoint_id: str,
+        state_changes: dict[str, Any] | None = None,
+        model: str | None = None,
+    ) -> SessionState:
+        """Re-run a session from one of its checkpoints as a new, linked session."""
+        if self.saver is None:
+            raise ValueError("replay needs the history (HISTORY_ENABLED=true)")
+        parent = await self.session(session_id)
+        record = await self._record(session_id)
+        alert_data = record.alert_data if record is not None else {}
+        built_model, model_name = self._model_factory(model) if model else (None, None)
+        self._reserve()
+        try:
+            new = SessionState(
+                session_id=str(uuid.uuid4()),
+                alert_id=str(uuid.uuid4()),
+                alert_type=parent.alert_type,
+                model=model_name or self.services.model_choice.label,
+            )
+            await fork_lineage(
+                self.saver,
+                source_thread=session_id,
+                target_thread=new.session_id,
+                checkpoint_id=checkpoint_id,
+                edit=_state_editor(state_changes) if state_changes else None,
+            )
+            await self._create(
+                new, alert_data, parent_session_id=session_id, parent_checkpoint_id=checkpoint_id
+            )
+        except BaseException:
+            self._reserved -= 1
+            raise
+        await self.events.open(new.session_id)
+        self._queue.put_nowait(Job(new.session_id, None, built_model, model_name))
+        return new
+
+    def _build_model(self, name: str) -> tuple[BaseChatModel, str]:
+        if name == DEMO_LABEL:
+            return demo_model(self.services.settings.demo_model_latency), DEMO_LABEL
+        settings = self.services.settings.model_copy(update={"llm_model": name})
+        choice = choose_model(settings)
+        return build_chat_model(choice, settings), choice.label
+
+    # --- running ----------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            job = await self._queue.get()
+            self._running += 1
+            try:
+                await self._run(job)
+            except Exception:
+                log.exception("session %s: unexpected failure", job.session_id)
+            finally:
+                self._running -= 1
+                self._reserved -= 1
+
+    async def _run(self, job: Job) -> None:
+        sid = job.session_id
+        state = self._sessions[sid]
+        state.status = "processing"
+        await self._update(sid, status="processing")
+
+        async def on_event(event: dict[str, Any]) -> None:
+            await self.events.append(sid, event)
+            changed = state.apply(event)
+            if event["type"] in ("session_completed", "session_failed"):
+                return  # the final update below writes these
+            await self._update(sid, **changed)
+
+        context = self.services.context(model=job.model, model_name=job.model_name)
+        values = await run_investigation(
+            self.graph, thread_id=sid, context=context, alert=job.alert, on_event=on_event
+        )
+        await self._finish(state, values)
+        self._done.setdefault(sid, asyncio.Event()).set()
+
+    async def wait(self, session_id: str) -> SessionState:
+        """Wait until a session this process runs has finished."""
+        await self._done.setdefault(session_id, asyncio.Event()).wait()
+        return self._sessions[session_id]
+
+    async def _finish(self, state: SessionState, values: dict[str, Any]) -> None:
+        if values.get("status") == "completed" and values.get("analysis"):
+            analysis = values["analysis"]
+            state.status, state.progress, state.error = "completed", 100, None
+            state.result = render_markdown(analysis, values.get("tool_calls", []))
+            fields: dict[str, Any] = {"result": analysis, "result_markdown": state.result}
+        else:
+            state.status, state.error = "failed", values.get("error") or "unknown failure"
+            analysis = None
+            fields = {"error_message": state.error}
+        state.current_step = state.status
+        await self._update(
+            state.session_id,
+            status=state.status,
+            progress=state.progress,
+            current_step=state.status,
+            iterations=values.get("iteration", 0),
+            tokens=values.get("tokens", 0),
+            agent_type=values.get("agent"),
+            **fields,
+        )
+
+    # --- index ------------------------------------------------------------------------
+
+    def _remember(self, record: SessionRecord) -> SessionState:
+        state = SessionState(
+            session_id=record.session_id,
+            alert_id=record.alert_id,
+            alert_type=record.alert_type,
+            status=record.status,
+            progress=record.progress,
+            current_step=record.current_step or record.status,
+            current_agent=record.agent_type,
+            assigned_mcp_servers=list(record.assigned_mcp_servers or []),
+            iteration=record.iterations or 0,
+            result=record.result_markdown,
+            error=record.error_message,
+            model=record.model,
+            timestamp=record.updated_at or now(),
+        )
+        self._sessions[record.session_id] = state
+        self._by_alert[record.alert_id] = record.session_id
+        return state
+
+    async def _create(self, state: SessionState, alert_data: dict[str, Any], **extra: Any) -> None:
+        self._sessions[state.session_id] = state
+        self._by_alert[state.alert_id] = state.session_id
+        if self.store is None:
+            return
+        try:
+            await self.store.create_session(
+                session_id=state.session_id,
+                alert_id=state.alert_id,
+                alert_type=state.alert_type,
+                alert_data=alert_data,
+                model=state.model,
+                **extra,
+            )
+        except DuplicateSession:
+            raise
+        except Exception as exc:
+            self._store_failed(exc)
+
+    async def _update(self, session_id: str, **fields: Any) -> None:
+        if self.store is None or not fields:
+            return
+        try:
+            await self.store.update_session(session_id, **fields)
+            self.store_error = None
+        except Exception as exc:
+            self._store_failed(exc)
+
+    def _store_failed(self, exc: Exception) -> None:
+        if self.store_error is None:
+            log.error("session index unavailable, continuing without it: %s", exc)
+        self.store_error = f"{type(exc).__name__}: {exc}"
+
+    async def _record(self, session_id: str) -> SessionRecord | None:
+        if self.store is None:
+            return None
+        try:
+            return await self.store.get_session(session_id)
+        except Exception as exc:
+            self._store_failed(exc)
+            return None
+
+    async def _find_by_key(self, key: str) -> SessionState | None:
+        if key in self._by_key:
+            return self._sessions.get(self._by_key[key])
+        if self.store is not None:
+            try:
+                record = await self.store.get_session_by_idempotency_key(key)
+            except Exception as exc:
+                self._store_failed(exc)
+                return None
+            if record is not None:
+                return self._sessions.get(record.session_id) or self._remember(record)
+        return None
+
+    async def session(self, session_id: str) -> SessionState:
+        """A session by id (memory first, then the index); raises UnknownSession."""
+        if session_id in self._sessions:
+            return self._sessions[session_id]
+        record = await self._record(session_id)
+        if record is None:
+            raise UnknownSession(session_id)
+        return self._remember(record)
+
+    async def session_for_alert(self, alert_id: str) -> SessionState:
+        if alert_id in self._by_alert:
+            return self._sessions[self._by_alert[alert_id]]
+        record = None
+        if self.store is not None:
+            try:
+                record = await self.store.get_session_by_alert_id(alert_id)
+            except Exception as exc:
+                self._store_failed(exc)
+        if record is None:
+            raise UnknownSession(alert_id)
+        return self._remember(record)
+
+    def load(self) -> dict[str, int]:
+        return {
+            "running": self._running,
+            "queued": self._queue.qsize(),
+            "capacity": self.capacity,
+            "max_concurrent": self.max_concurrent,
+        }
+
+    async def prune(self, days: int) -> int:
+        """Drop sessions (index, events, checkpoints) older than `days`."""
+        if self.store is None:
+            return 0
+        removed = await self.store.prune(now() - timedelta(days=days))
+        for session_id in removed:
+            self._sessions.pop(session_id, None)
+            if self.saver is not None:
+                await self.saver.adelete_thread(session_id)
+        return len(removed)
+
+
+_STATE_KEYS = {
+    "orchestrator": set(get_type_hints(InvestigationState)),
+    "agent": set(get_type_hints(AgentState)),
+}
+
+
+def _state_editor(changes: dict[str, Any]) -> Callable[[str, dict[str, Any]], None]:
+    def edit(namespace: str, values: dict[str, Any]) -> None:
+        allowed = _STATE_KEYS["agent" if namespace else "orchestrator"]
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            raise ValueError(
+                f"unknown state keys {unknown} for this checkpoint; allowed: {sorted(allowed)}"
+            )
+        values.update(changes)
+
+    return edit
