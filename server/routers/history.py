@@ -132,13 +132,9 @@ async def get_session(session_id: str, runtime: RuntimeDep) -> SessionDetail:
     if saver is not None:
         tuples = await load_checkpoints(saver, session_id)
         timeline = build_timeline(tuples)
-        if record.parent_session_id:
-            parent = {
-                t.config["configurable"]["checkpoint_id"]
-                for t in await load_checkpoints(saver, record.parent_session_id)
-            }
+        if record.parent_session_id:  # a replay: entries from before it began are copies
             for entry in timeline:
-                entry["inherited"] = entry["checkpoint_id"] in parent
+                entry["inherited"] = datetime.fromisoformat(entry["timestamp"]) < record.started_at
         if tuples:
             snapshot = await runtime.investigations.graph.aget_state(
                 {"configurable": {"thread_id": session_id}}
