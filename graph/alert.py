@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from graph.masking import Masker
+
 _SHORT = 256
 _LONG = 16_384
 
@@ -33,5 +35,6 @@ class Alert(BaseModel):
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     def to_state(self) -> dict[str, Any]:
-        """The JSON-friendly form kept in the graph state."""
-        return self.model_dump(mode="json")
+        """The JSON-friendly form kept in the graph state, with secrets masked."""
+        masked, _ = Masker().mask_value(self.model_dump(mode="json"))
+        return dict(masked)

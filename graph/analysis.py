@@ -52,6 +52,8 @@ def render_markdown(analysis: FinalAnalysis, tool_calls: Sequence[ToolCallRecord
         "model_concluded": "the agent concluded",
         "max_iterations": "iteration limit reached",
         "no_tools": "no tools were available",
+        "max_tokens": "token budget reached",
+        "max_duration": "time budget reached",
     }[analysis["stop_reason"]]
     lines += [
         "",

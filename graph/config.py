@@ -46,6 +46,11 @@ class MCPServerConfig(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     instructions: str = ""
     enabled: bool = True
+    read_only: bool = Field(True, description="Offer only tools annotated readOnlyHint.")
+    allow: list[str] = Field(default_factory=list, description="Tool name patterns to allow.")
+    deny: list[str] = Field(default_factory=list, description="Tool name patterns to refuse.")
+    mask_secrets: bool = Field(True, description="Mask secrets in this server's results.")
+    mask_patterns: list[str] = Field(default_factory=list, description="Extra regexes to mask.")
 
     @model_validator(mode="after")
     def _check_transport(self) -> MCPServerConfig:
@@ -88,6 +93,8 @@ class AgentConfig(BaseModel):
     instructions: str = ""
     alert_types: list[str] = Field(min_length=1)
     max_iterations: int = Field(default=10, ge=1, le=50)
+    max_tokens: int | None = Field(default=None, ge=1000, description="Token budget per alert.")
+    max_duration: float | None = Field(default=None, gt=0, description="Seconds per alert.")
 
 
 class AppConfig(BaseModel):

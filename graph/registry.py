@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from graph.config import AppConfig, MCPServerConfig
 
+DEFAULT_MAX_TOKENS = 500_000
+DEFAULT_MAX_DURATION = 1800.0
+
 
 @dataclass(frozen=True)
 class AgentSpec:
@@ -17,6 +20,8 @@ class AgentSpec:
     instructions: str
     alert_types: tuple[str, ...]
     max_iterations: int
+    max_tokens: int
+    max_duration: float
 
     @property
     def node_name(self) -> str:
@@ -27,7 +32,14 @@ class AgentSpec:
 class AgentRegistry:
     """Alert type → agent lookups over an immutable configuration."""
 
-    def __init__(self, config: AppConfig, *, max_iterations: int | None = None) -> None:
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        max_iterations: int | None = None,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        max_duration: float = DEFAULT_MAX_DURATION,
+    ) -> None:
         self.config = config
         self.agents: dict[str, AgentSpec] = {
             name: AgentSpec(
@@ -36,6 +48,8 @@ class AgentRegistry:
                 instructions=agent.instructions,
                 alert_types=tuple(agent.alert_types),
                 max_iterations=max_iterations or agent.max_iterations,
+                max_tokens=agent.max_tokens or max_tokens,
+                max_duration=agent.max_duration or max_duration,
             )
             for name, agent in config.agents.items()
         }

@@ -15,7 +15,7 @@ from typing_extensions import TypedDict
 
 Status = Literal["running", "completed", "failed"]
 Confidence = Literal["low", "medium", "high"]
-StopReason = Literal["model_concluded", "max_iterations", "no_tools"]
+StopReason = Literal["model_concluded", "max_iterations", "max_tokens", "max_duration", "no_tools"]
 
 
 class RunbookRecord(TypedDict):
@@ -38,11 +38,12 @@ class ToolCallRecord(TypedDict):
     server: str | None
     tool: str
     args: dict[str, Any]
-    status: Literal["ok", "error", "refused"]
+    status: Literal["ok", "error", "refused", "blocked"]
     started_at: str
     duration_ms: float
     size: int  # bytes of the full result, before capping
     truncated: bool
+    masked: int  # secrets masked in the result (how many, never what)
     content: NotRequired[str]  # present in `results`, dropped from the `tool_calls` log
 
 
@@ -51,13 +52,15 @@ class LLMCallRecord(TypedDict):
 
     step: str
     iteration: int
-    model: str
+    model: str  # "provider:model" that answered (a fallback's, after a switch)
     started_at: str
     duration_ms: float
     messages: list[dict[str, str]]
     response: str
     tool_calls: list[dict[str, Any]]
     usage: dict[str, int]
+    fallback_from: NotRequired[str]  # the configured model, when a fallback answered
+    fallback_errors: NotRequired[list[str]]  # "label: error" of models that failed this call
 
 
 class Finding(TypedDict):
@@ -127,6 +130,7 @@ class AgentState(TypedDict):
     runbook: RunbookRecord | None
     status: NotRequired[Status]
     iteration: NotRequired[int]
+    started_at: NotRequired[str]  # when the agent began (for max_duration)
     notes: NotRequired[str]  # the running analysis, rewritten by each partial analysis
     pending: NotRequired[list[dict[str, Any]]]  # tool calls chosen this iteration
     results: NotRequired[list[ToolCallRecord]]  # this iteration's results, with content

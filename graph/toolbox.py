@@ -21,6 +21,8 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from graph.config import MCPServerConfig
+from graph.masking import Masker
+from graph.policy import blocked_reason
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ class ServerStatus:
     name: str
     state: Literal["starting", "up", "down", "disabled"] = "starting"
     tools: list[str] = field(default_factory=list)
+    blocked: dict[str, str] = field(default_factory=dict)  # tool → why the policy refuses it
     error: str | None = None
 
 
@@ -59,6 +62,12 @@ class Toolbox:
         self._startup_timeout = startup_timeout
         self._log_dir = log_dir
         self._tools: dict[str, list[BaseTool]] = {}
+        self._blocked: dict[str, dict[str, str]] = {}
+        self._maskers = {
+            name: Masker.with_patterns(config.mask_patterns)
+            for name, config in servers.items()
+            if config.mask_secrets
+        }
         self._status = {name: ServerStatus(name) for name in servers}
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -88,9 +97,13 @@ class Toolbox:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 session = await stack.enter_async_context(self._open(name, config, stack))
-                tools = await load_mcp_tools(session, server_name=name)
-                self._tools[name] = tools
+                loaded = await load_mcp_tools(session, server_name=name)
+                reasons = {t.name: blocked_reason(t, config) for t in loaded}
+                tools = [t for t in loaded if reasons[t.name] is None]
+                blocked = {n: r for n, r in reasons.items() if r is not None}
+                self._tools[name], self._blocked[name] = tools, blocked
                 status.state, status.tools, status.error = "up", [t.name for t in tools], None
+                status.blocked = blocked
                 log.info("MCP server %s up with %d tools", name, len(tools))
                 ready.set()
                 await self._stop.wait()
@@ -176,6 +189,18 @@ class Toolbox:
                     continue
                 tools[tool.name] = (server, tool)
         return tools
+
+    def blocked_for(self, servers: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """Tool name → (server, reason) for tools the policy keeps from these servers."""
+        return {
+            tool: (server, reason)
+            for server in servers
+            for tool, reason in self._blocked.get(server, {}).items()
+        }
+
+    def masker_for(self, server: str) -> Masker | None:
+        """The secret masker for a server's results (None: masking is off for it)."""
+        return self._maskers.get(server)
 
     def unavailable(self, servers: Sequence[str]) -> dict[str, str]:
         """Server → reason, for those of `servers` that cannot be used now."""

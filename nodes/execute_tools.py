@@ -17,6 +17,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context
 from graph.events import EventType, emit, now_iso
+from graph.policy import BLOCKED
 from graph.state import AgentState, ToolCallRecord
 
 UNKNOWN_TOOL = "Error: tool '{name}' is not available to the {agent} agent. Valid tools: {valid}."
@@ -90,13 +91,21 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
             args=call["args"],
         )
         started, clock = now_iso(), time.perf_counter()
-        if entry is None:
+        blocked = ctx.toolbox.blocked_for(spec.mcp_servers).get(call["name"])
+        masked = 0
+        if entry is None and blocked is not None:
+            status, server = "blocked", blocked[0]
+            text = BLOCKED.format(name=call["name"], server=blocked[0], reason=blocked[1])
+        elif entry is None:
             status = "refused"
             text = UNKNOWN_TOOL.format(
                 name=call["name"], agent=spec.name, valid=", ".join(sorted(tools)) or "none"
             )
         else:
             status, text = await _run_one(call, entry[1], ctx.tool_timeout)
+            masker = ctx.toolbox.masker_for(entry[0])
+            if masker is not None:
+                text, masked = masker.mask_text(text)
         content, size, truncated = cap(text, ctx.tool_output_max_bytes)
         record: ToolCallRecord = {
             "ref": ref,
@@ -110,6 +119,7 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
             "duration_ms": round((time.perf_counter() - clock) * 1000, 3),
             "size": size,
             "truncated": truncated,
+            "masked": masked,
             "content": content,
         }
         emit(
@@ -125,6 +135,7 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
             duration_ms=record["duration_ms"],
             size=size,
             truncated=truncated,
+            masked=masked,
         )
         return record
 

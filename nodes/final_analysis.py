@@ -17,6 +17,10 @@ STOP_NOTES: dict[str, str] = {
     "called. Conclude from what is known and say what remains unverified.",
     "no_tools": "No tool server is available to this agent, so nothing could be checked: "
     "reason from the alert and runbook only, with low confidence.",
+    "max_tokens": "The investigation used its token budget: no more tools can be called. "
+    "Conclude from what is known and say what remains unverified.",
+    "max_duration": "The investigation used its time budget: no more tools can be called. "
+    "Conclude from what is known and say what remains unverified.",
     "model_concluded": "",
 }
 

@@ -3,6 +3,7 @@ whether to investigate further."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
@@ -10,7 +11,8 @@ from langgraph.runtime import Runtime
 from graph.analysis import PartialAnalysis
 from graph.context import Context
 from graph.events import EventType, emit
-from graph.state import AgentState
+from graph.registry import AgentSpec
+from graph.state import AgentState, StopReason
 from nodes._llm import call_model, messages_for
 
 
@@ -39,8 +41,8 @@ async def partial_analysis(state: AgentState, runtime: Runtime[Context]) -> dict
         analysis, conclude = parsed.analysis, parsed.conclude
     else:  # unstructured answer: keep the text, go on while the budget lasts
         analysis, conclude = record["response"] or "(the model gave no analysis)", False
-    at_limit = iteration >= spec.max_iterations
-    stop_reason = "model_concluded" if conclude else ("max_iterations" if at_limit else None)
+    tokens = state.get("tokens", 0) + record["usage"]["total_tokens"]
+    stop_reason = "model_concluded" if conclude else budget_spent(spec, state, iteration, tokens)
     emit(
         runtime.stream_writer,
         EventType.PARTIAL_ANALYSIS,
@@ -59,6 +61,22 @@ async def partial_analysis(state: AgentState, runtime: Runtime[Context]) -> dict
         "llm_call": record,
         "tokens": record["usage"]["total_tokens"],
     }
+
+
+def budget_spent(
+    spec: AgentSpec, state: AgentState, iteration: int, tokens: int
+) -> StopReason | None:
+    """Which budget, if any, stops the investigation after this iteration."""
+    if iteration >= spec.max_iterations:
+        return "max_iterations"
+    if tokens >= spec.max_tokens:
+        return "max_tokens"
+    started = state.get("started_at")
+    if started and (datetime.now(UTC) - datetime.fromisoformat(started)).total_seconds() >= (
+        spec.max_duration
+    ):
+        return "max_duration"
+    return None
 
 
 def after_partial(state: AgentState) -> Literal["select_tools", "final_analysis"]:

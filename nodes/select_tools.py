@@ -7,7 +7,7 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 
 from graph.context import Context
-from graph.events import EventType, emit
+from graph.events import EventType, emit, now_iso
 from graph.state import AgentState
 from nodes._llm import call_model, messages_for
 
@@ -16,6 +16,7 @@ async def select_tools(state: AgentState, runtime: Runtime[Context]) -> dict[str
     ctx = runtime.context
     spec = ctx.registry.agents[state["agent"]]
     iteration = state.get("iteration", 0) + 1
+    started = now_iso()
     tools = ctx.toolbox.tools_for(spec.mcp_servers)
     unavailable = ctx.toolbox.unavailable(spec.mcp_servers)
     degraded = [f"MCP server {s} unavailable: {r}" for s, r in unavailable.items()]
@@ -66,6 +67,7 @@ async def select_tools(state: AgentState, runtime: Runtime[Context]) -> dict[str
         for n, call in enumerate(response.tool_calls, 1)
     ]
     update: dict[str, Any] = {
+        "started_at": state.get("started_at") or started,
         "iteration": iteration,
         "pending": pending,
         "llm_call": record,

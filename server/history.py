@@ -182,6 +182,7 @@ def build_timeline(tuples: list[CheckpointTuple]) -> list[dict[str, Any]]:
                             "error": None if ok else result.get("content", ""),
                             "size": result["size"],
                             "truncated": result["truncated"],
+                            "masked": result.get("masked", 0),
                             "duration_ms": result["duration_ms"],
                         }
                     )

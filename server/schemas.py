@@ -86,11 +86,12 @@ class MCPCommunication(BaseModel):
     tool: str
     arguments: dict[str, Any]
     result: str
-    status: Literal["ok", "error", "refused"]
+    status: Literal["ok", "error", "refused", "blocked"]
     success: bool
     error: str | None
     size: int
     truncated: bool
+    masked: int = Field(0, description="Secrets masked in the result (a count).")
     duration_ms: float
     inherited: bool = False
 

@@ -149,7 +149,16 @@ async def test_agent_cannot_call_tools_outside_its_servers(make_context, sample_
 
     first = model.requests[0]
     assert "delete_everything" not in first.tool_names  # not offered...
-    assert set(first.tool_names) == {"get_namespace", "list_pods", "slow", "broken", "big"}
+    assert set(first.tool_names) == {
+        "get_namespace",
+        "list_pods",
+        "slow",
+        "broken",
+        "big",
+        "show_secret",
+    }
+    # the destructive and the unannotated tools are kept from the model by the policy
+    assert not {"delete_namespace", "unannotated"} & set(first.tool_names)
     refused, ok = values["tool_calls"]
     assert refused["status"] == "refused" and refused["server"] is None
     assert ok["status"] == "ok"
@@ -158,7 +167,9 @@ async def test_agent_cannot_call_tools_outside_its_servers(make_context, sample_
         "tool 'delete_everything' is not available to the kubernetes agent"
         in model.requests[1].text
     )
-    assert "Valid tools: big, broken, get_namespace, list_pods, slow" in model.requests[1].text
+    assert "Valid tools: big, broken, get_namespace, list_pods, show_secret, slow" in (
+        model.requests[1].text
+    )
 
 
 async def test_failing_tool_becomes_an_error_the_model_reads(make_context, sample_alert):
@@ -305,3 +316,53 @@ async def test_resume_after_exception_continues_from_last_checkpoint(make_contex
     assert "Iteration 2 of at most 3" in second.requests[0].text
     assert '<tool_result ref="T2.1" tool="list_pods"' in second.requests[0].text
     assert [c["ref"] for c in values["tool_calls"]] == ["T1.1", "T2.1"]
+
+
+def never_concludes(request: ModelRequest) -> AIMessage:
+    if request.structured_output == "PartialAnalysis":
+        return partial("still looking", conclude=False)
+    if request.structured_output == "RootCauseAnalysis":
+        return final()
+    return calls(tool_call("list_pods", namespace="billing"))
+
+
+async def test_token_budget_forces_the_final_analysis(make_context, sample_alert):
+    model = ScriptedChatModel(responder=never_concludes)
+    config = ops_app_config(max_tokens=1000, max_iterations=10)
+    values, _ = await investigate(make_context(model, config=config), sample_alert)
+    analysis = values["analysis"]
+    assert analysis["stop_reason"] == "max_tokens"
+    assert analysis["iterations"] < 10
+    assert values["tokens"] >= 1000
+    assert "used its token budget" in model.requests[-1].text
+
+
+async def test_time_budget_forces_the_final_analysis(make_context, sample_alert):
+    model = ScriptedChatModel(responder=never_concludes)
+    config = ops_app_config(max_duration=0.01, max_iterations=10)
+    values, _ = await investigate(make_context(model, config=config), sample_alert)
+    assert values["analysis"]["stop_reason"] == "max_duration"
+    assert values["analysis"]["iterations"] == 1
+    assert "used its time budget" in model.requests[-1].text
+
+
+async def test_results_are_masked_and_blocked_calls_recorded(make_context, sample_alert):
+    model = ScriptedChatModel(
+        script=[
+            calls(
+                tool_call("show_secret", name="db"), tool_call("delete_namespace", name="billing")
+            ),
+            partial(conclude=True),
+            final(),
+        ]
+    )
+    values, events = await investigate(make_context(model), sample_alert)
+    secret, delete = values["tool_calls"]
+    assert secret["status"] == "ok" and secret["masked"] >= 3
+    assert delete["status"] == "blocked" and delete["server"] == "ops"
+    prompt = model.requests[1].text
+    for value in ("c3VwZXJzZWNyZXQ=", "plain-token-value", "hunter2"):
+        assert value not in prompt
+    assert "blocked by the ops server's policy: not annotated read-only" in prompt
+    finished = [e["data"] for e in events if e["type"] == "tool_call_finished"]
+    assert {f["tool"]: f["masked"] for f in finished}["show_secret"] == secret["masked"]

@@ -1,0 +1,156 @@
+"""Secret masking for everything that comes from outside (tool results, alert payloads):
+applied before a value enters the graph state, so the model, the stream, the checkpoints,
+the index and the logs never see it. Counts what it masked, never what the values were."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+MASK = "[MASKED]"
+
+_KEYWORDS = (
+    r"(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|"
+    r"private[_-]?key|client[_-]?secret|credentials?|auth|session[_-]?key|"
+    r"client-key-data|client-certificate-data|id-token|refresh-token)"
+)
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # PEM private keys (RSA, EC, OPENSSH, PKCS#8, ...), whole block
+    (
+        re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.S),
+        f"-----BEGIN \\1PRIVATE KEY-----{MASK}-----END \\1PRIVATE KEY-----",
+    ),
+    # JWTs
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), MASK),
+    # Authorization headers and bearer tokens
+    (re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9\-._~+/]{8,}=*"), f"\\1\\2{MASK}"),
+    # passwords in URLs: scheme://user:password@host
+    (re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@\"']+:)[^\s@/\"']+(@)"), f"\\1{MASK}\\2"),
+    # AWS access key ids; Google API keys; Slack and GitHub tokens
+    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), MASK),
+    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), MASK),
+    (re.compile(r"\bxox[abposr]-[0-9A-Za-z-]{10,}"), MASK),
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), MASK),
+    # Azure connection strings and SAS signatures
+    (
+        re.compile(
+            r"(?i)\b(AccountKey|SharedAccessKey|SharedAccessSignature|Password)=([^;\s\"']+)"
+        ),
+        f"\\1={MASK}",
+    ),
+    (re.compile(r"(?i)([?&]sig=)[^&\s\"']+"), f"\\1{MASK}"),
+    # env list entries: - name: DB_PASSWORD \n value: xyz   (YAML) and {"name": .., "value": ..}
+    (
+        re.compile(
+            rf"(?im)(name:\s*[\"']?[A-Z0-9_.-]*{_KEYWORDS}[A-Z0-9_.-]*[\"']?\s*\n\s*value:\s*)"
+            r"(?![\"']?\[MASKED\])([^\n]+)"
+        ),
+        f"\\1{MASK}",
+    ),
+    (
+        re.compile(
+            rf"(?i)(\"name\"\s*:\s*\"[A-Z0-9_.-]*{_KEYWORDS}[A-Z0-9_.-]*\"\s*,\s*\"value\"\s*:"
+            r"\s*\")[^\"]*(\")"
+        ),
+        f"\\1{MASK}\\2",
+    ),
+    # key: value / key=value / "key": "value" for secret-looking keys
+    (
+        re.compile(
+            rf"(?i)([\"']?\b[A-Z0-9_.-]*{_KEYWORDS}[A-Z0-9_.-]*[\"']?[ \t]*[:=][ \t]*[\"']?)"
+            r"(?!\[MASKED\]|(?:bearer|basic)\b)([^\s\"',}{\]]{3,})"
+        ),
+        f"\\1{MASK}",
+    ),
+)
+
+# Kubernetes Secret objects: every value under data: / stringData:
+_SECRET_KIND = re.compile(r"(?m)^\s*kind:\s*Secret\s*$|\"kind\"\s*:\s*\"Secret\"")
+_YAML_DATA = re.compile(
+    r"(?m)^(?P<indent>[ \t]*)(?:data|stringData):[ \t]*\n"
+    r"(?P<body>(?:(?P=indent)[ \t]+[^\n]*\n?)+)"
+)
+_YAML_ITEM = re.compile(r"(?m)^([ \t]+[^:\n]+:[ \t]*)(?!\[MASKED\])(\S[^\n]*)$")
+_JSON_DATA = re.compile(r"(\"(?:data|stringData)\"\s*:\s*\{)([^{}]*)(\})")
+_JSON_ITEM = re.compile(r"(\"[^\"]+\"\s*:\s*\")(?!\[MASKED\])[^\"]*(\")")
+
+
+@dataclass(frozen=True)
+class Masker:
+    """Masks secrets in text; `patterns` are extra, user-configured regular expressions
+    (the whole match is masked, or group 1 when the pattern has a group)."""
+
+    patterns: tuple[re.Pattern[str], ...] = field(default_factory=tuple)
+
+    @classmethod
+    def with_patterns(cls, patterns: Iterable[str]) -> Masker:
+        return cls(tuple(re.compile(p) for p in patterns))
+
+    def mask_text(self, text: str) -> tuple[str, int]:
+        total = 0
+        if _SECRET_KIND.search(text):
+            text, count = _mask_secret_objects(text)
+            total += count
+        for pattern, replacement in _PATTERNS:
+            text, count = pattern.subn(replacement, text)
+            total += count
+        for pattern in self.patterns:
+            text, count = pattern.subn(_mask_group if pattern.groups else MASK, text)
+            total += count
+        return text, total
+
+    def mask_value(self, value: Any) -> tuple[Any, int]:
+        """Mask every string inside a JSON-like value (alert payloads)."""
+        if isinstance(value, str):
+            return self.mask_text(value)
+        if isinstance(value, dict):
+            out, total = {}, 0
+            for key, item in value.items():
+                if isinstance(item, str) and re.fullmatch(
+                    rf"(?i)[A-Z0-9_.-]*{_KEYWORDS}"
+                    r"[A-Z0-9_.-]*",
+                    str(key),
+                ):
+                    out[key], total = MASK, total + 1
+                    continue
+                out[key], count = self.mask_value(item)
+                total += count
+            return out, total
+        if isinstance(value, list):
+            items = [self.mask_value(item) for item in value]
+            return [v for v, _ in items], sum(c for _, c in items)
+        return value, 0
+
+
+def _mask_group(match: re.Match[str]) -> str:
+    start, end = match.span(1)
+    whole = match.group(0)
+    offset = match.start(0)
+    return whole[: start - offset] + MASK + whole[end - offset :]
+
+
+def _mask_secret_objects(text: str) -> tuple[str, int]:
+    total = 0
+
+    def yaml_body(match: re.Match[str]) -> str:
+        nonlocal total
+        body, count = _YAML_ITEM.subn(f"\\1{MASK}", match.group("body"))
+        total += count
+        return match.group(0)[: match.start("body") - match.start(0)] + body
+
+    def json_body(match: re.Match[str]) -> str:
+        nonlocal total
+        body, count = _JSON_ITEM.subn(f"\\1{MASK}\\2", match.group(2))
+        total += count
+        return match.group(1) + body + match.group(3)
+
+    text = _YAML_DATA.sub(yaml_body, text)
+    text = _JSON_DATA.sub(json_body, text)
+    return text, total
+
+
+def default_masker() -> Masker:
+    return Masker()
