@@ -4,6 +4,7 @@ and 5xx answers. (LangGraph's default does not retry ValueError/OSError and frie
 from __future__ import annotations
 
 import httpx
+from langchain_core.exceptions import ModelError
 from langgraph.types import RetryPolicy
 
 _TRANSIENT_NAMES = frozenset(
@@ -24,6 +25,8 @@ _TRANSIENT_NAMES = frozenset(
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, TimeoutError | ConnectionError | httpx.TransportError):
         return True
+    if isinstance(exc, ModelError):  # langchain's provider-neutral errors say so themselves
+        return exc.is_retryable
     if type(exc).__name__ in _TRANSIENT_NAMES:
         return True
     status = getattr(exc, "status_code", None)

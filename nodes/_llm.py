@@ -1,5 +1,5 @@
 """Shared pieces of the model-calling nodes: the composed system prompt, the call record,
-and the call itself."""
+and the call itself (through the fallback models when the session has them)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
+from langgraph.config import get_config, get_stream_writer
 
 from graph.context import Context
-from graph.events import now_iso
+from graph.events import EventType, emit, now_iso
+from graph.fallback import Answer, ModelChain
 from graph.registry import AgentSpec
 from graph.state import LLMCallRecord
 from prompts import render
@@ -48,15 +50,22 @@ async def call_model(
     """Invoke the model and describe the call for the history.
 
     `runnable` is the model with tools bound (returns an AIMessage) or a structured-output
-    runnable with `include_raw=True` (returns {"raw", "parsed", "parsing_error"})."""
+    runnable with `include_raw=True` (returns {"raw", "parsed", "parsing_error"}). Built
+    from a `FallbackChatModel` it is a `ModelChain`: the record then names the model that
+    answered, and a switch to a fallback is recorded and reported as `degraded`."""
     started, clock = now_iso(), time.perf_counter()
-    result = await runnable.ainvoke(messages)
+    answer: Answer | None = None
+    if isinstance(runnable, ModelChain):
+        answer = await runnable.ainvoke_tracked(messages)
+        result = answer.result
+    else:
+        result = await runnable.ainvoke(messages)
     duration_ms = (time.perf_counter() - clock) * 1000
     raw: AIMessage | None = result["raw"] if isinstance(result, dict) else result
     record: LLMCallRecord = {
         "step": step,
         "iteration": iteration,
-        "model": ctx.model_name,
+        "model": answer.model if answer else ctx.model_name,
         "started_at": started,
         "duration_ms": round(duration_ms, 3),
         "messages": [{"role": m.type, "content": m.text} for m in messages],
@@ -67,4 +76,32 @@ async def call_model(
         ],
         "usage": _usage(raw),
     }
+    if answer is not None and answer.fell_back:
+        record["fallback_from"] = answer.primary
+    if answer is not None and answer.failures:
+        record["fallback_errors"] = [f"{label}: {error}" for label, error in answer.failures]
+        _report_fallback(ctx, answer, step=step, iteration=iteration)
     return result, record
+
+
+def _report_fallback(ctx: Context, answer: Answer, *, step: str, iteration: int) -> None:
+    """A `degraded` progress event: which model failed, why, and which one answered."""
+    failed = "; ".join(f"model {label} failed ({error})" for label, error in answer.failures)
+    try:
+        writer = get_stream_writer()
+        namespace = str(get_config().get("configurable", {}).get("checkpoint_ns", ""))
+    except (RuntimeError, KeyError):  # called outside a graph run
+        return
+    # The agent subgraph's node name heads the namespace ("kubernetes_agent:<task>|...").
+    node = namespace.split("|")[0].split(":")[0]
+    agent = next((a.name for a in ctx.registry.agents.values() if a.node_name == node), None)
+    emit(
+        writer,
+        EventType.DEGRADED,
+        agent=agent,
+        iteration=iteration,
+        step=step,
+        message=f"{failed}; continuing with {answer.model}",
+        model=answer.model,
+        failed=[label for label, _ in answer.failures],
+    )

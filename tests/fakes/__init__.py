@@ -1,0 +1,1 @@
+"""Fakes of external services for the tests (reusable by soak tests)."""
