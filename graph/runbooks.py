@@ -11,6 +11,26 @@ are rewritten to raw-content URLs (:func:`github_raw_url`). Safety rules:
 * Bodies are read up to ``max_bytes`` and refused beyond it; a single overall deadline of
   ``timeout`` seconds covers the whole fetch, redirects included.
 
+An alert's runbook URL must not turn the fetcher against the network it runs in (SSRF):
+
+* Only origins in ``allowed_hosts`` (``RUNBOOK_ALLOWED_HOSTS``, default ``github.com`` and
+  ``raw.githubusercontent.com``) are fetched, and only over https, unless the entry says
+  ``http://host`` or ``allow_http`` (``RUNBOOK_ALLOW_HTTP``) is set; see
+  :func:`parse_allowed_hosts`. The rule applies to every redirect hop, so a redirect can
+  neither leave the allowed hosts nor downgrade to http.
+* Host names are resolved here (``loop.getaddrinfo``) when connecting; *every* address is
+  checked with :func:`blocked_reason` and the connection is made to a checked address (the
+  Host header and TLS server name stay the host name), so DNS rebinding cannot slip an
+  internal address in between check and connect. Loopback, private, shared (CGNAT),
+  site-local and reserved addresses are refused unless ``allow_private_networks``
+  (``RUNBOOK_ALLOW_PRIVATE_NETWORKS``); link-local (169.254/16, fe80::/10, so cloud
+  metadata), multicast, "this network" (0/8) and the known cloud metadata addresses are
+  always refused. IPv4 addresses embedded in IPv6 ones (mapped, 6to4, NAT64) are judged
+  as the IPv4 address.
+* Fetches connect directly: ``HTTP(S)_PROXY``/``NO_PROXY`` are not used. A ``transport``
+  given to :class:`RunbookFetcher` (tests) replaces the checked connection, so the address
+  checks do not apply to it; the host rules still do.
+
 Content is decoded as UTF-8 (a BOM is dropped) with ``errors="replace"``, so a runbook
 saved in another 8-bit encoding still reaches the LLM, slightly garbled. Content with NUL
 bytes is refused as binary. ``sha256`` and ``size`` describe the raw bytes as read.
@@ -20,33 +40,47 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import os
+import socket
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import httpcore
 import httpx
 
 __all__ = [
+    "DEFAULT_ALLOWED_HOSTS",
     "DEFAULT_RAW_BASE_URL",
     "GITHUB_HOSTS",
     "MAX_REDIRECTS",
     "Runbook",
     "RunbookError",
     "RunbookFetcher",
+    "blocked_reason",
     "github_raw_url",
+    "parse_allowed_hosts",
 ]
 
 DEFAULT_RAW_BASE_URL = "https://raw.githubusercontent.com"
 #: Hosts that receive the GitHub token (over https only); see ``RunbookFetcher``.
 GITHUB_HOSTS = frozenset({"github.com", "raw.githubusercontent.com", "api.github.com"})
+#: The default ``RUNBOOK_ALLOWED_HOSTS``.
+DEFAULT_ALLOWED_HOSTS = ("github.com", "raw.githubusercontent.com")
 MAX_REDIRECTS = 5
 
 _GITHUB_WEB_HOSTS = frozenset({"github.com", "www.github.com"})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _USER_AGENT = "sre-agent-runbook-fetcher"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+#: (scheme, host, port): one origin runbooks may be fetched from.
+Origin = tuple[str, str, int]
 
 
 @dataclass(frozen=True)
@@ -113,6 +147,202 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+# -- which origins and addresses may be fetched ----------------------------------------
+
+
+def _normalize_host(host: str) -> str:
+    """Lower case, no trailing dot, no IPv6 brackets, IP literals in canonical form."""
+    host = host.strip().lower().rstrip(".").removeprefix("[").removesuffix("]")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
+def parse_allowed_hosts(entries: Iterable[str], *, allow_http: bool = False) -> frozenset[Origin]:
+    """The origins ``RUNBOOK_ALLOWED_HOSTS`` entries allow; ``ValueError`` names a bad entry.
+
+    * ``host`` allows ``https://host`` (port 443); ``host:port`` allows that port.
+    * ``http://host[:port]`` allows plain http to that host (port 80 unless given), and only
+      http; ``https://host[:port]`` is the same as ``host[:port]``.
+    * ``allow_http`` (``RUNBOOK_ALLOW_HTTP``) adds, for each https origin, the http origin
+      on port 80 (bare host) or on the port given.
+
+    Host names match exactly (no wildcards, no subdomains). Empty entries are ignored, so
+    an empty list allows no URL at all (local runbooks only).
+    """
+    origins: set[Origin] = set()
+    for raw in entries:
+        entry = raw.strip()
+        if not entry:
+            continue
+        scheme = None
+        rest = entry
+        if "://" in entry:
+            scheme, _, rest = entry.partition("://")
+            scheme = scheme.lower()
+            if scheme not in _DEFAULT_PORTS:
+                raise ValueError(f"runbook host {entry!r}: the scheme must be http or https")
+        try:
+            parts = urlsplit("//" + rest)
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"runbook host {entry!r}: {exc}") from exc
+        if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+            raise ValueError(f"runbook host {entry!r}: give a host[:port], not a URL path")
+        host = _normalize_host(parts.hostname or "")
+        if not host or "*" in host:
+            raise ValueError(f"runbook host {entry!r}: expected host, host:port or http://host")
+        if scheme == "http":
+            origins.add(("http", host, port or 80))
+            continue
+        origins.add(("https", host, port or 443))
+        if allow_http:
+            origins.add(("http", host, port or 80))
+    return frozenset(origins)
+
+
+#: Cloud instance-metadata endpoints outside the link-local ranges (AWS IPv6, Alibaba).
+_METADATA_ADDRESSES = frozenset(
+    {ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("100.100.100.200")}
+)
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def blocked_reason(
+    address: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
+    *,
+    allow_private_networks: bool = False,
+) -> str | None:
+    """Why a runbook may not be fetched from ``address`` ("a loopback address", ...), or None.
+
+    Link-local (which includes the usual cloud metadata address 169.254.169.254),
+    multicast, unspecified / "this network" and known metadata addresses are always
+    refused; loopback, private, shared, site-local and other non-global addresses are
+    refused unless ``allow_private_networks``. An IPv4 address embedded in an IPv6 one
+    (IPv4-mapped, 6to4, NAT64 64:ff9b::/96) is judged as that IPv4 address.
+    """
+    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+        if embedded is not None:
+            reason = blocked_reason(embedded, allow_private_networks=allow_private_networks)
+            return None if reason is None else f"{reason} ({embedded} embedded in IPv6)"
+    if ip in _METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    if ip.is_unspecified or (ip.version == 4 and ip in _THIS_NETWORK):
+        return "an unspecified address"
+    if ip.is_multicast:
+        return "a multicast address"
+    if ip.is_link_local:
+        return "a link-local address"
+    if allow_private_networks:
+        return None
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_reserved:
+        return "a reserved address"
+    if ip.is_private:
+        return "a private address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
+        return "a site-local address"
+    if not ip.is_global:
+        return "a shared or otherwise non-public address"
+    return None
+
+
+class _BlockedAddress(Exception):
+    """Raised at connect time for an address :func:`blocked_reason` refuses."""
+
+
+async def _getaddrinfo(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, in resolver order, without duplicates."""
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class _CheckedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves the host itself, checks every address, then connects to a checked one."""
+
+    def __init__(self, *, allow_private_networks: bool) -> None:
+        self._allow_private = allow_private_networks
+        self._inner = httpcore.AnyIOBackend()
+
+    async def _addresses(self, host: str, port: int) -> list[str]:
+        try:
+            addresses = await _getaddrinfo(host, port)
+        except (OSError, UnicodeError) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else _describe(exc)
+            raise httpcore.ConnectError(f"cannot resolve {host}: {detail}") from exc
+        if not addresses:
+            raise httpcore.ConnectError(f"cannot resolve {host}: no addresses")
+        for address in addresses:
+            reason = blocked_reason(address, allow_private_networks=self._allow_private)
+            if reason is not None:
+                hint = ""
+                if blocked_reason(address, allow_private_networks=True) is None:
+                    hint = " (RUNBOOK_ALLOW_PRIVATE_NETWORKS=true allows it)"
+                literal = _normalize_host(host) == _normalize_host(address)
+                where = address if literal else f"{host} resolves to {address}"
+                raise _BlockedAddress(f"{where}, {reason}{hint}")
+        return addresses
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        error: Exception | None = None
+        for address in await self._addresses(host, port):
+            try:
+                return await self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc  # try the next address
+        assert error is not None
+        raise error
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not used for runbooks")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _CheckedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a connection pool that connects through :class:`_CheckedBackend`
+    (and so through no proxy)."""
+
+    def __init__(self, *, allow_private_networks: bool) -> None:
+        ssl_context = httpx.create_ssl_context()
+        super().__init__(verify=ssl_context)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=_CheckedBackend(allow_private_networks=allow_private_networks),
+        )
+
+
 class RunbookFetcher:
     """Fetch runbooks from URLs or from a local runbooks directory.
 
@@ -121,6 +351,11 @@ class RunbookFetcher:
     and port as ``raw_base_url`` (so a GitHub Enterprise or test server can be used).
     Redirects (at most :data:`MAX_REDIRECTS`) are followed here, hop by hop, with that
     rule applied to each hop.
+
+    URLs are fetched only from the origins ``allowed_hosts`` allows
+    (:func:`parse_allowed_hosts`, with ``allow_http``), checked on every hop, and only from
+    public addresses unless ``allow_private_networks`` (:func:`blocked_reason`); see the
+    module docstring. ``raw_base_url`` is not allowed implicitly: list it too.
 
     Use as ``async with RunbookFetcher(...) as fetcher:`` or call :meth:`aclose`. One
     ``httpx.AsyncClient`` is created on first use and reused; ``fetch`` may be called
@@ -135,6 +370,9 @@ class RunbookFetcher:
         timeout: float = 10.0,
         max_bytes: int = 512_000,
         raw_base_url: str = DEFAULT_RAW_BASE_URL,
+        allowed_hosts: Iterable[str] = DEFAULT_ALLOWED_HOSTS,
+        allow_http: bool = False,
+        allow_private_networks: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if timeout <= 0:
@@ -147,6 +385,8 @@ class RunbookFetcher:
         self._max_bytes = max_bytes
         self._raw_base_url = raw_base_url.rstrip("/")
         self._raw_origin = _origin(httpx.URL(self._raw_base_url))
+        self._allowed = parse_allowed_hosts(allowed_hosts, allow_http=allow_http)
+        self._allow_private = allow_private_networks
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
 
@@ -179,7 +419,7 @@ class RunbookFetcher:
         if scheme in ("http", "https"):
             source, raw = await self._fetch_url(github_raw_url(ref, self._raw_base_url))
         elif scheme in ("", "file"):
-            path = self._local_path(ref)
+            path = await asyncio.to_thread(self._local_path, ref)  # resolve() touches the disk
             raw = await asyncio.to_thread(self._read_file, path, ref)
             source = str(path)
         else:
@@ -200,7 +440,9 @@ class RunbookFetcher:
     def _get_client(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                transport=self._transport,
+                transport=self._transport
+                or _CheckedTransport(allow_private_networks=self._allow_private),
+                trust_env=False,  # no proxies: connections go to checked addresses
                 timeout=httpx.Timeout(self._timeout),
                 follow_redirects=False,  # done by hand so the token is re-decided per hop
                 headers={"User-Agent": _USER_AGENT},
@@ -217,6 +459,28 @@ class RunbookFetcher:
     def _is_github(self, url: httpx.URL) -> bool:
         return url.host in GITHUB_HOSTS or _origin(url) == self._raw_origin
 
+    def _check_allowed(self, url: httpx.URL, redirected_from: httpx.URL | None = None) -> None:
+        """Refuse a URL (or redirect target) whose origin ``allowed_hosts`` does not allow."""
+        scheme = url.scheme
+        host = _normalize_host(url.host)
+        port = url.port or _DEFAULT_PORTS.get(scheme)
+        if port is not None and (scheme, host, port) in self._allowed:
+            return
+        shown = _display(url)
+        if redirected_from is not None:
+            shown = f"{shown} (redirected from {_display(redirected_from)})"
+        ports = sorted(p for s, h, p in self._allowed if h == host and s == scheme)
+        if scheme == "http" and any(h == host and s == "https" for s, h, _ in self._allowed):
+            why = (
+                f"only https is allowed for {host} (set RUNBOOK_ALLOW_HTTP=true "
+                f"or list it in RUNBOOK_ALLOWED_HOSTS as http://{host})"
+            )
+        elif ports:
+            why = f"port {port} is not allowed for {host} (allowed: {', '.join(map(str, ports))})"
+        else:
+            why = f"{host} is not in RUNBOOK_ALLOWED_HOSTS"
+        raise RunbookError(f"refusing runbook URL {shown}: {why}")
+
     async def _fetch_url(self, url_text: str) -> tuple[str, bytes]:
         try:
             url = httpx.URL(url_text)
@@ -224,6 +488,7 @@ class RunbookFetcher:
             raise RunbookError(f"invalid runbook URL {_display(url_text)}: {exc}") from exc
         if not url.host:
             raise RunbookError(f"invalid runbook URL (no host): {_display(url)}")
+        self._check_allowed(url)
         try:
             async with asyncio.timeout(self._timeout):
                 return await self._follow(url)
@@ -243,6 +508,7 @@ class RunbookFetcher:
                 try:
                     if resp.status_code in _REDIRECT_STATUSES:
                         url = self._redirect_target(resp)
+                        self._check_allowed(url, redirected_from=resp.url)
                         continue
                     self._check_status(resp)
                     return str(resp.url), await self._read_body(resp)
@@ -250,6 +516,8 @@ class RunbookFetcher:
                     await resp.aclose()
             except httpx.TimeoutException:
                 raise
+            except _BlockedAddress as exc:
+                raise RunbookError(f"refusing runbook URL {_display(url)}: {exc}") from exc
             except httpx.UnsupportedProtocol as exc:
                 raise RunbookError(f"unsupported URL scheme: {_display(url)}") from exc
             except httpx.TransportError as exc:

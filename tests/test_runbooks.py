@@ -1,8 +1,13 @@
-"""Tests for graph.runbooks against a real HTTP server on 127.0.0.1 (and "localhost")."""
+"""Tests for graph.runbooks against a real HTTP server on 127.0.0.1 (and "localhost").
+
+Reaching it needs the explicit opt-ins: the test origins listed (with http:// and their
+port) and RUNBOOK_ALLOW_PRIVATE_NETWORKS; the SSRF tests check the strict defaults."""
 
 from __future__ import annotations
 
 import hashlib
+import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -13,7 +18,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from graph.runbooks import Runbook, RunbookError, RunbookFetcher, github_raw_url
+import graph.runbooks
+from graph.runbooks import (
+    Runbook,
+    RunbookError,
+    RunbookFetcher,
+    blocked_reason,
+    github_raw_url,
+    parse_allowed_hosts,
+)
 
 TOKEN = "ghp_test_token"
 RUNBOOK = "# DB latency\n\nCheck the slow-query log. Ünïcödé ✓\n".encode()
@@ -114,7 +127,12 @@ def server() -> Iterator[Server]:
 async def fetcher(server: Server, tmp_path: Path) -> AsyncIterator[RunbookFetcher]:
     server.requests.clear()
     async with RunbookFetcher(
-        github_token=TOKEN, raw_base_url=server.github, timeout=0.5, max_bytes=LIMIT
+        github_token=TOKEN,
+        raw_base_url=server.github,
+        timeout=0.5,
+        max_bytes=LIMIT,
+        allowed_hosts=[server.github, server.other, "http://127.0.0.1:1"],
+        allow_private_networks=True,
     ) as f:
         yield f
 
@@ -277,7 +295,11 @@ async def test_transport_is_used() -> None:
         seen.append(request)
         return httpx.Response(200, content=b"mocked")
 
-    async with RunbookFetcher(github_token=TOKEN, transport=httpx.MockTransport(handle)) as fetcher:
+    async with RunbookFetcher(
+        github_token=TOKEN,
+        transport=httpx.MockTransport(handle),
+        allowed_hosts=["raw.githubusercontent.com", "example.com"],
+    ) as fetcher:
         runbook = await fetcher.fetch("https://github.com/o/r/blob/main/x.md")
         await fetcher.fetch("https://example.com/x.md")
     assert runbook.content == "mocked"
@@ -286,6 +308,238 @@ async def test_transport_is_used() -> None:
         "https://example.com/x.md",
     ]
     assert [r.headers.get("Authorization") for r in seen] == [f"Bearer {TOKEN}", None]
+
+
+# -- SSRF: allowed hosts and addresses --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entries", "allow_http", "expected"),
+    [
+        (["github.com"], False, {("https", "github.com", 443)}),
+        (["GitHub.com.", " "], True, {("https", "github.com", 443), ("http", "github.com", 80)}),
+        (["wiki.corp:8443"], False, {("https", "wiki.corp", 8443)}),
+        (
+            ["https://wiki.corp:8443/"],
+            True,
+            {("https", "wiki.corp", 8443), ("http", "wiki.corp", 8443)},
+        ),
+        (["http://wiki.corp"], False, {("http", "wiki.corp", 80)}),
+        (
+            ["http://[::1]:8080", "http://127.0.0.1:1"],
+            False,
+            {("http", "::1", 8080), ("http", "127.0.0.1", 1)},
+        ),
+        ([], False, set()),
+    ],
+)
+def test_parse_allowed_hosts(
+    entries: list[str], allow_http: bool, expected: set[tuple[str, str, int]]
+) -> None:
+    assert parse_allowed_hosts(entries, allow_http=allow_http) == expected
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "ftp://github.com",
+        "github.com/acme",
+        "user@github.com",
+        "*.github.com",
+        "github.com:x",
+        ":80",
+    ],
+)
+def test_parse_allowed_hosts_rejects(entry: str) -> None:
+    with pytest.raises(ValueError, match="runbook host"):
+        parse_allowed_hosts([entry])
+
+
+@pytest.mark.parametrize(
+    ("address", "strict", "relaxed"),
+    [
+        ("140.82.112.3", None, None),  # github.com
+        ("2606:50c0:8000::154", None, None),  # raw.githubusercontent.com
+        ("64:ff9b::8c52:7003", None, None),  # NAT64 of a public address
+        ("127.0.0.1", "loopback", None),
+        ("::1", "loopback", None),
+        ("10.1.2.3", "private", None),
+        ("172.16.0.1", "private", None),
+        ("192.168.0.1", "private", None),
+        ("fd12::1", "private", None),
+        ("100.64.0.1", "non-public", None),  # shared (CGNAT)
+        ("240.0.0.1", "reserved", None),  # reserved
+        ("fec0::1", "site-local", None),
+        ("::ffff:127.0.0.1", "loopback", None),  # IPv4-mapped
+        ("2002:7f00:1::", "loopback", None),  # 6to4
+        ("64:ff9b::7f00:1", "loopback", None),  # NAT64
+        ("169.254.169.254", "link-local", "link-local"),
+        ("fe80::1", "link-local", "link-local"),
+        ("::ffff:169.254.169.254", "link-local", "link-local"),
+        ("fd00:ec2::254", "metadata", "metadata"),
+        ("100.100.100.200", "metadata", "metadata"),
+        ("0.0.0.0", "unspecified", "unspecified"),
+        ("0.1.2.3", "unspecified", "unspecified"),
+        ("::", "unspecified", "unspecified"),
+        ("224.0.0.1", "multicast", "multicast"),
+    ],
+)
+def test_blocked_reason(address: str, strict: str | None, relaxed: str | None) -> None:
+    for allow, expected in [(False, strict), (True, relaxed)]:
+        reason = blocked_reason(address, allow_private_networks=allow)
+        if expected is None:
+            assert reason is None, (address, allow)
+        else:
+            assert reason is not None and expected in reason, (address, allow, reason)
+
+
+def _strict(*allowed: str, **options: bool) -> RunbookFetcher:
+    return RunbookFetcher(timeout=2, max_bytes=LIMIT, allowed_hosts=allowed, **options)
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("https://example.com/x.md", "example.com is not in RUNBOOK_ALLOWED_HOSTS"),
+        ("https://10.0.0.1/x.md", "10.0.0.1 is not in RUNBOOK_ALLOWED_HOSTS"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is not in"),
+        ("http://[::1]/x.md", ":1 is not in RUNBOOK_ALLOWED_HOSTS"),
+        ("https://api.github.com/repos/acme/x", "api.github.com is not in"),
+        ("https://github.com:8443/acme/x.md", "port 8443 is not allowed for github.com"),
+        ("http://raw.githubusercontent.com/acme/r/main/x.md", "only https is allowed"),
+    ],
+)
+async def test_default_allows_only_github_over_https(reference: str, expected: str) -> None:
+    seen: list[httpx.Request] = []
+    transport = httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(200))
+    async with RunbookFetcher(transport=transport) as fetcher:
+        message = await _error(fetcher, reference)
+        assert message.startswith("refusing runbook URL")
+        assert expected in message
+        await fetcher.fetch("https://github.com/acme/r/blob/main/x.md")  # allowed
+    assert [str(r.url) for r in seen] == ["https://raw.githubusercontent.com/acme/r/main/x.md"]
+
+
+@pytest.mark.parametrize(
+    ("allowed", "reason"),
+    [
+        ("http://10.0.0.5", "10.0.0.5, a private address"),
+        ("http://192.168.1.10:8080", "192.168.1.10, a private address"),
+        ("http://[fd12::1]", "fd12::1, a private address"),
+        ("http://100.64.0.1", "100.64.0.1, a shared or otherwise non-public address"),
+        ("http://127.0.0.1:1", "127.0.0.1, a loopback address"),
+    ],
+)
+async def test_private_ip_literal_refused_even_when_listed(allowed: str, reason: str) -> None:
+    async with _strict(allowed) as fetcher:
+        message = await _error(fetcher, f"{allowed}/x.md")
+    assert reason in message
+    assert "RUNBOOK_ALLOW_PRIVATE_NETWORKS" in message
+
+
+async def test_hostname_resolving_to_loopback_refused(server: Server) -> None:
+    server.requests.clear()
+    async with _strict(server.other) as fetcher:
+        message = await _error(fetcher, f"{server.other}/landed.md")
+    assert "localhost resolves to" in message
+    assert "a loopback address" in message
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("allowed", "reason"),
+    [
+        ("http://169.254.169.254", "169.254.169.254, a link-local address"),
+        ("http://[fe80::1]", "a link-local address"),
+        ("http://[::ffff:169.254.169.254]", "a link-local address (169.254.169.254 embedded"),
+        ("http://[fd00:ec2::254]", "a cloud metadata address"),
+    ],
+)
+async def test_link_local_and_metadata_refused_even_with_private_networks(
+    allowed: str, reason: str
+) -> None:
+    async with _strict(allowed, allow_private_networks=True) as fetcher:
+        message = await _error(fetcher, f"{allowed}/latest/meta-data/")
+    assert reason in message
+    assert "RUNBOOK_ALLOW_PRIVATE_NETWORKS" not in message
+
+
+async def test_redirect_to_disallowed_host_refused(server: Server) -> None:
+    server.requests.clear()
+    async with _strict(server.github, allow_private_networks=True) as fetcher:
+        message = await _error(fetcher, f"{server.github}/redirect-cross")
+    assert message == (
+        f"refusing runbook URL {server.other}/landed.md (redirected from "
+        f"{server.github}/redirect-cross): localhost is not in RUNBOOK_ALLOWED_HOSTS"
+    )
+    assert [r.path for r in server.requests] == ["/redirect-cross"]
+
+
+async def test_http_refused_when_https_required(server: Server) -> None:
+    server.requests.clear()
+    https_only = f"127.0.0.1:{server.port}"
+    async with _strict(https_only, allow_private_networks=True) as fetcher:
+        message = await _error(fetcher, f"{server.github}/landed.md")
+    assert "only https is allowed for 127.0.0.1" in message
+    assert "RUNBOOK_ALLOW_HTTP" in message
+    assert server.requests == []
+    # ... also on a redirect hop (a downgrade) ...
+    async with _strict(server.github, f"localhost:{server.port}", allow_private_networks=True) as f:
+        assert "only https is allowed for localhost" in await _error(
+            f, f"{server.github}/redirect-cross"
+        )
+    assert [r.path for r in server.requests] == ["/redirect-cross"]
+    # ... and allowed with RUNBOOK_ALLOW_HTTP.
+    async with _strict(https_only, allow_http=True, allow_private_networks=True) as fetcher:
+        assert (await fetcher.fetch(f"{server.github}/landed.md")).content == RUNBOOK.decode()
+
+
+async def test_connects_to_the_checked_address(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fetcher resolves the name itself and connects to the address it checked, keeping
+    the name in the Host header: no second lookup for DNS rebinding to answer."""
+    lookups: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return {"runbooks.internal": ["127.0.0.1"], "mixed.example": ["140.82.112.3", "127.0.0.1"]}[
+            host
+        ]
+
+    monkeypatch.setattr(graph.runbooks, "_getaddrinfo", resolve)
+    server.requests.clear()
+    internal, mixed = (
+        f"http://runbooks.internal:{server.port}",
+        f"http://mixed.example:{server.port}",
+    )
+    async with _strict(internal, mixed, allow_private_networks=True) as fetcher:
+        runbook = await fetcher.fetch(f"{internal}/landed.md")
+    assert runbook.content == RUNBOOK.decode()
+    assert [r.host for r in server.requests] == [f"runbooks.internal:{server.port}"]
+    # Strict: every address is checked, not just the first.
+    async with _strict(internal, mixed) as fetcher:
+        assert "runbooks.internal resolves to 127.0.0.1, a loopback address" in await _error(
+            fetcher, f"{internal}/landed.md"
+        )
+        assert "mixed.example resolves to 127.0.0.1, a loopback address" in await _error(
+            fetcher, f"{mixed}/landed.md"
+        )
+    assert lookups == ["runbooks.internal"] * 2 + ["mixed.example"]
+    assert len(server.requests) == 1
+
+
+async def test_unresolvable_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def resolve(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(graph.runbooks, "_getaddrinfo", resolve)
+    async with _strict("wiki.example") as fetcher:
+        message = await _error(fetcher, "https://wiki.example/x.md")
+    assert message == (
+        "could not fetch runbook from wiki.example: cannot resolve wiki.example: "
+        "Name or service not known"
+    )
 
 
 # -- local files ----------------------------------------------------------------------
@@ -361,3 +615,81 @@ async def test_local_disabled_without_runbooks_dir(tmp_path: Path) -> None:
     async with RunbookFetcher() as fetcher:
         for ref in ["x.md", str(tmp_path / "x.md"), (tmp_path / "x.md").as_uri()]:
             assert await _error(fetcher, ref) == "local runbooks are disabled; set RUNBOOKS_DIR"
+
+
+# -- https to a checked address -------------------------------------------------------
+
+
+def _self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for DNS name ``name`` and its key (PEM files)."""
+    pytest.importorskip("cryptography")  # present through other packages, not a dependency
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
+    """An https server on 127.0.0.1 with a certificate for "runbooks.internal"."""
+    cert_file, key_file = _self_signed(tmp_path, "runbooks.internal")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    state = Server(port=0)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    httpd.daemon_threads = True
+    state.port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield state, cert_file
+    httpd.shutdown()
+    httpd.server_close()
+
+
+async def test_https_to_the_checked_address_verifies_the_host_name(
+    tls_server: tuple[Server, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connecting to the resolved address keeps TLS checking the certificate against the
+    host name (SNI and verification use the name, not the address)."""
+    server, ca = tls_server
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(graph.runbooks, "_getaddrinfo", resolve)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    good, bad = f"runbooks.internal:{server.port}", f"other.internal:{server.port}"
+    async with _strict(good, bad, allow_private_networks=True) as fetcher:
+        runbook = await fetcher.fetch(f"https://{good}/landed.md")
+        assert runbook.content == RUNBOOK.decode()
+        assert "CERTIFICATE_VERIFY_FAILED" in await _error(fetcher, f"https://{bad}/landed.md")
+    assert [r.host for r in server.requests] == [good]
