@@ -6,12 +6,12 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint pytest serve clean
+.PHONY: install demo test lint pytest serve studio clean
 
 $(STAMP): pyproject.toml package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,providers,postgres]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,providers,postgres,mcp-servers]'
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --no-audit --no-fund --loglevel=error; \
 	else \
@@ -37,6 +37,18 @@ test: lint pytest
 
 serve: install
 	$(BIN)/sre-agent serve
+
+bench: install          # a few minutes: bench/results/latest.json and latest.md
+	$(BIN)/python -m bench.run
+
+bench-smoke: install    # seconds: every benchmark at tiny sizes (numbers not meaningful)
+	$(BIN)/python -m bench.run --smoke
+
+# The graph in `langgraph dev` (LangGraph Studio's API) on http://127.0.0.1:2024; open
+# https://smith.langchain.com/studio/?baseUrl=http://127.0.0.1:2024 in a browser.
+STUDIO_ARGS ?=
+studio: install
+	LANGGRAPH_CLI_NO_ANALYTICS=1 $(BIN)/langgraph dev --no-browser $(STUDIO_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules data .pytest_cache .mypy_cache .ruff_cache .langgraph_api

@@ -1,19 +1,21 @@
-"""The graph as LangGraph Studio / `langgraph dev` load it (see langgraph.json).
+"""The graph as `langgraph dev` (LangGraph Studio) and LangGraph Server load it: the
+factory langgraph.json names.
 
-Compiled without a checkpointer: the LangGraph server owns persistence there. The CLI and
-the HTTP service compile the same builder with their own checkpointer."""
+The server calls it on every request that needs the graph (runs, state and history reads,
+schemas); it returns the orchestrator the mounted app's lifespan published (see
+graph/hosted.py for how the live context reaches runs). That graph is compiled without a
+checkpointer: the server owns persistence. The CLI and the HTTP service compile the same
+builder with their own checkpointer.
+
+This file is executed by path, once per graph id, under a private module name: it keeps
+no state of its own.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from langgraph.graph.state import CompiledStateGraph
-
-from graph.builder import build_investigation_graph
-from graph.services import load_registry
-from graph.settings import Settings
+from graph.hosted import HostedGraph, published_graph
 
 
-def make_graph() -> CompiledStateGraph[Any, Any, Any, Any]:
-    """Build the orchestrator from the environment's configuration."""
-    return build_investigation_graph(load_registry(Settings()))
+def make_graph() -> HostedGraph:
+    """The published orchestrator (agent subgraphs included, no checkpointer)."""
+    return published_graph()
