@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,8 @@ from langchain_core.language_models import BaseChatModel
 from graph.config import AppConfig, load_config
 from graph.context import Context
 from graph.demo_model import demo_model
-from graph.models import ModelChoice, build_chat_model, choose_model
+from graph.fallback import with_fallbacks
+from graph.models import ModelChoice, build_chat_model, build_fallback_models, choose_model
 from graph.registry import AgentRegistry
 from graph.runbooks import RunbookFetcher
 from graph.settings import Settings
@@ -30,13 +31,17 @@ class Services:
     model: BaseChatModel
     toolbox: Toolbox
     runbooks: RunbookFetcher
+    fallback_models: list[tuple[str, BaseChatModel]] = field(default_factory=list)
+    """LLM_FALLBACK_MODELS as (label, model), tried in order when the model fails."""
 
     def context(
         self, *, model: BaseChatModel | None = None, model_name: str | None = None
     ) -> Context:
+        model_name = model_name or self.model_choice.label
         return Context(
-            model=model or self.model,
-            model_name=model_name or self.model_choice.label,
+            # A fresh fallback wrapper per session: a switch sticks to that session only.
+            model=with_fallbacks(model_name, model or self.model, self.fallback_models),
+            model_name=model_name,
             toolbox=self.toolbox,
             registry=self.registry,
             runbooks=self.runbooks,
@@ -52,7 +57,12 @@ def load_registry(settings: Settings, config_path: Path | None = None) -> AgentR
         agent_registry=settings.agent_registry,
         mcp_server_registry=settings.mcp_server_registry,
     )
-    return AgentRegistry(config, max_iterations=settings.max_iterations)
+    return AgentRegistry(
+        config,
+        max_iterations=settings.max_iterations,
+        max_tokens=settings.max_tokens,
+        max_duration=settings.max_duration,
+    )
 
 
 def load_model(settings: Settings) -> tuple[ModelChoice, BaseChatModel]:
@@ -75,15 +85,22 @@ async def open_services(
     """Check configuration and model first (fail fast), then start the MCP servers."""
     registry = registry or load_registry(settings, config_path)
     choice, model = chat_model or load_model(settings)
+    fallbacks = build_fallback_models(settings)
     used = {server for spec in registry.agents.values() for server in spec.mcp_servers}
     toolbox = Toolbox({n: c for n, c in registry.servers.items() if n in used}, log_dir=log_dir)
     async with (
         RunbookFetcher(
-            github_token=settings.github_token, runbooks_dir=settings.runbooks_dir
+            github_token=settings.github_token,
+            runbooks_dir=settings.runbooks_dir,
+            allowed_hosts=settings.runbook_allowed_hosts,
+            allow_http=settings.runbook_allow_http,
+            allow_private_networks=settings.runbook_allow_private_networks,
         ) as runbooks,
         toolbox,
     ):
-        yield Services(settings, registry.config, registry, choice, model, toolbox, runbooks)
+        yield Services(
+            settings, registry.config, registry, choice, model, toolbox, runbooks, fallbacks
+        )
 
 
 def with_servers(registry: AgentRegistry, **server_updates: dict[str, Any]) -> AgentRegistry:

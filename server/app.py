@@ -15,8 +15,9 @@ from langchain_core.language_models import BaseChatModel
 from graph.models import ModelChoice
 from graph.registry import AgentRegistry
 from graph.settings import Settings
-from server.routers import alerts, events, health, history
+from server.routers import alertmanager, alerts, events, health, history, metrics
 from server.runtime import open_runtime
+from server.security import install_security
 
 
 def create_app(
@@ -25,7 +26,11 @@ def create_app(
     registry: AgentRegistry | None = None,
     chat_model: tuple[ModelChoice, BaseChatModel] | None = None,
 ) -> FastAPI:
-    """Build the service. `registry` and `chat_model` override configuration (tests)."""
+    """Build the service. `registry` and `chat_model` override configuration (tests).
+
+    Settings are read here (not in the lifespan) when not given: API_TOKENS, CORS_ORIGINS
+    and MAX_ALERT_BYTES shape the middleware (server/security.py)."""
+    settings = settings or Settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +60,8 @@ def create_app(
             },
         )
 
-    for router in (alerts.router, events.router, history.router, health.router):
+    for router in (alerts.router, events.router, history.router, health.router, metrics.router):
         app.include_router(router)
+    app.include_router(alertmanager.router)
+    install_security(app, settings)
     return app

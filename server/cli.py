@@ -126,17 +126,40 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     config: ConfigOption = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure", help="Serve a non-loopback address without API_TOKENS (no auth)."
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP service (alerts, SSE progress, history, replay)."""
     import uvicorn
 
     from server.app import create_app
+    from server.logging_setup import configure_logging
+    from server.security import is_loopback_host
 
     console, settings, registry = _setup(config)
-    logging.getLogger().setLevel(settings.log_level.upper())
+    if not settings.api_tokens and not is_loopback_host(host):
+        if not insecure:
+            raise _fail(
+                console,
+                f"refusing to serve on {host} without authentication: set API_TOKENS "
+                "(comma-separated bearer tokens), or pass --insecure to serve it "
+                "unauthenticated",
+            )
+        console.print(
+            f"[bold yellow]warning:[/] serving on {host} without authentication (--insecure)",
+            highlight=False,
+        )
+    try:
+        configure_logging(settings)  # LOG_LEVEL, LOG_FORMAT; uvicorn's logs included
+    except ValueError as exc:
+        raise _fail(console, str(exc)) from exc
     try:
         app_ = create_app(settings, registry=registry)
-        uvicorn.run(app_, host=host, port=port, log_level=settings.log_level.lower())
+        uvicorn.run(app_, host=host, port=port, log_config=None)
     except ModelConfigError as exc:
         raise _fail(console, str(exc)) from exc
 

@@ -78,7 +78,7 @@ async def investigate(
 ) -> int:
     async with open_runtime(settings, registry=registry, recover=False) as runtime:
         _banner(console, runtime)
-        state, _ = await runtime.investigations.submit(Alert.model_validate(alert))
+        state, _ = await runtime.investigations.submit(Alert.model_validate(alert), source="cli")
         return await _watch(console, runtime, state, live)
 
 

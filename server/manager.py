@@ -23,12 +23,15 @@ from graph.alert import Alert
 from graph.analysis import render_markdown
 from graph.builder import build_investigation_graph
 from graph.demo_model import demo_model
+from graph.events import TERMINAL_EVENTS
 from graph.models import DEMO_LABEL, build_chat_model, choose_model
 from graph.runner import run_investigation
 from graph.services import Services
 from graph.state import AgentState, InvestigationState
 from server.eventlog import EventLog
 from server.history import fork_lineage
+from server.logging_setup import bind_agent, log_context
+from server.metrics import Metrics
 from server.sessions import SessionState, now
 from server.store import DuplicateSession, SessionRecord, Store
 
@@ -64,6 +67,7 @@ class Investigations:
         max_concurrent: int,
         max_queued: int,
         model_factory: Callable[[str], tuple[BaseChatModel, str]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.services = services
         self.saver = saver
@@ -78,10 +82,13 @@ class Investigations:
         self._sessions: dict[str, SessionState] = {}
         self._by_alert: dict[str, str] = {}
         self._by_key: dict[str, str] = {}
+        self._by_fingerprint: dict[str, str] = {}  # the latest session per alert fingerprint
         self._workers: list[asyncio.Task[None]] = []
         self._model_factory = model_factory or self._build_model
         self.store_error: str | None = None
         self._done: dict[str, asyncio.Event] = {}
+        self.metrics = metrics or Metrics()
+        self.metrics.track_load(self.load)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -147,12 +154,21 @@ class Investigations:
         self._reserved += 1
 
     async def submit(
-        self, alert: Alert, *, idempotency_key: str | None = None
+        self,
+        alert: Alert,
+        *,
+        idempotency_key: str | None = None,
+        source: str = "api",
+        fingerprint: str | None = None,
     ) -> tuple[SessionState, bool]:
-        """Queue an investigation; returns (session, created). Raises QueueFull."""
+        """Queue an investigation; returns (session, created). Raises QueueFull.
+        `source` (api, alertmanager, cli) labels the alert in the metrics; `fingerprint`
+        (the alert's identity at its source) is stored with the session."""
+        self.metrics.alert_received(source)
         if idempotency_key:
             existing = await self._find_by_key(idempotency_key)
             if existing is not None:
+                self.metrics.alert_deduplicated(source)
                 return existing, False
         self._reserve()
         try:
@@ -163,12 +179,16 @@ class Investigations:
                 model=self.services.model_choice.label,
             )
             data = alert.to_state()
-            await self._create(state, data, idempotency_key=idempotency_key)
+            await self._create(
+                state, data, idempotency_key=idempotency_key, fingerprint=fingerprint
+            )
         except BaseException:
             self._reserved -= 1
             raise
         if idempotency_key:
             self._by_key[idempotency_key] = state.session_id
+        if fingerprint:
+            self._by_fingerprint[fingerprint] = state.session_id
         await self.events.open(state.session_id)
         self._queue.put_nowait(Job(state.session_id, data))
         return state, True
@@ -188,6 +208,7 @@ class Investigations:
         record = await self._record(session_id)
         alert_data = record.alert_data if record is not None else {}
         built_model, model_name = self._model_factory(model) if model else (None, None)
+        self.metrics.alert_received("replay")
         self._reserve()
         try:
             new = SessionState(
@@ -227,7 +248,8 @@ class Investigations:
             job = await self._queue.get()
             self._running += 1
             try:
-                await self._run(job)
+                with log_context(job.session_id):
+                    await self._run(job)
             except Exception:
                 log.exception("session %s: unexpected failure", job.session_id)
             finally:
@@ -237,21 +259,31 @@ class Investigations:
     async def _run(self, job: Job) -> None:
         sid = job.session_id
         state = self._sessions[sid]
+        bind_agent(state.current_agent)  # known already when resuming
         state.status = "processing"
         await self._update(sid, status="processing")
 
-        async def on_event(event: dict[str, Any]) -> None:
+        terminal: list[dict[str, Any]] = []
+
+        async def publish(event: dict[str, Any]) -> dict[str, Any]:
             await self.events.append(sid, event)
-            changed = state.apply(event)
-            if event["type"] in ("session_completed", "session_failed"):
-                return  # the final update below writes these
-            await self._update(sid, **changed)
+            self.metrics.observe(sid, event)
+            return state.apply(event)
+
+        async def on_event(event: dict[str, Any]) -> None:
+            if event["type"] in TERMINAL_EVENTS:
+                terminal.append(event)  # published once the index says so too
+                return
+            bind_agent(event.get("agent"))  # from agent_selected on: on every log line
+            await self._update(sid, **await publish(event))
 
         context = self.services.context(model=job.model, model_name=job.model_name)
         values = await run_investigation(
             self.graph, thread_id=sid, context=context, alert=job.alert, on_event=on_event
         )
         await self._finish(state, values)
+        for event in terminal:
+            await publish(event)
         self._done.setdefault(sid, asyncio.Event()).set()
 
     async def wait(self, session_id: str) -> SessionState:
@@ -260,26 +292,30 @@ class Investigations:
         return self._sessions[session_id]
 
     async def _finish(self, state: SessionState, values: dict[str, Any]) -> None:
+        """Write the outcome to the index first, then show it (status, terminal event), so
+        whoever sees "completed" can read the finished session from the history."""
+        self.metrics.tokens_used(state.model, values.get("tokens", 0))
+        result = error = None
         if values.get("status") == "completed" and values.get("analysis"):
-            analysis = values["analysis"]
-            state.status, state.progress, state.error = "completed", 100, None
-            state.result = render_markdown(analysis, values.get("tool_calls", []))
-            fields: dict[str, Any] = {"result": analysis, "result_markdown": state.result}
+            status, progress = "completed", 100
+            result = render_markdown(values["analysis"], values.get("tool_calls", []))
+            fields: dict[str, Any] = {"result": values["analysis"], "result_markdown": result}
         else:
-            state.status, state.error = "failed", values.get("error") or "unknown failure"
-            analysis = None
-            fields = {"error_message": state.error}
-        state.current_step = state.status
+            status, progress = "failed", state.progress
+            error = values.get("error") or "unknown failure"
+            fields = {"error_message": error}
         await self._update(
             state.session_id,
-            status=state.status,
-            progress=state.progress,
-            current_step=state.status,
+            status=status,
+            progress=progress,
+            current_step=status,
             iterations=values.get("iteration", 0),
             tokens=values.get("tokens", 0),
             agent_type=values.get("agent"),
             **fields,
         )
+        state.status, state.progress, state.current_step = status, progress, status
+        state.result, state.error = result, error
 
     # --- index ------------------------------------------------------------------------
 
@@ -379,6 +415,24 @@ class Investigations:
         if record is None:
             raise UnknownSession(alert_id)
         return self._remember(record)
+
+    async def session_for_fingerprint(self, fingerprint: str) -> SessionState | None:
+        """The latest session of an alert fingerprint: memory first (this process, also
+        when the database is down), then the index (sessions from before a restart)."""
+        session_id = self._by_fingerprint.get(fingerprint)
+        if session_id is not None and session_id in self._sessions:
+            return self._sessions[session_id]
+        if self.store is None:
+            return None
+        try:
+            record = await self.store.latest_session_by_fingerprint(fingerprint)
+        except Exception as exc:
+            self._store_failed(exc)
+            return None
+        if record is None:
+            return None
+        self._by_fingerprint[fingerprint] = record.session_id
+        return self._sessions.get(record.session_id) or self._remember(record)
 
     def load(self) -> dict[str, int]:
         return {

@@ -22,6 +22,7 @@ from graph.services import Services, open_services
 from graph.settings import Settings
 from server.eventlog import EventLog
 from server.manager import Investigations
+from server.metrics import Metrics
 from server.store import Store
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,10 @@ class ServiceRuntime:
     saver: BaseCheckpointSaver[Any] | None
     events: EventLog
     investigations: Investigations
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.investigations.metrics
 
     def database_status(self) -> dict[str, Any]:
         if not self.settings.history_enabled:

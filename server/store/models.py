@@ -84,6 +84,7 @@ class SessionRow(Base):
     parent_checkpoint_id: Mapped[str | None] = mapped_column(String)
     idempotency_key: Mapped[str | None] = mapped_column(String, unique=True)
     session_metadata: Mapped[dict[str, Any]] = mapped_column(json_type())
+    fingerprint: Mapped[str | None] = mapped_column(String)
 
     __table_args__ = (
         Index(None, "status"),
@@ -91,6 +92,7 @@ class SessionRow(Base):
         Index(None, "alert_type"),
         Index(None, "started_at"),
         Index(None, "parent_session_id"),
+        Index(None, "fingerprint"),
     )
 
 

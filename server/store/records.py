@@ -43,6 +43,7 @@ class SessionRecord:
     parent_checkpoint_id: str | None = None
     idempotency_key: str | None = None
     session_metadata: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str | None = None  # the source alert's identity (Alertmanager's fingerprint)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: every attribute, datetimes as ISO 8601 strings (UTC, microseconds)."""

@@ -120,6 +120,7 @@ class Store:
         parent_session_id: str | None = None,
         parent_checkpoint_id: str | None = None,
         session_metadata: dict[str, Any] | None = None,
+        fingerprint: str | None = None,
     ) -> SessionRecord:
         """Insert a session; `DuplicateSession` if its id, alert id or idempotency key is taken."""
         _check_status(status)
@@ -139,10 +140,14 @@ class Store:
             parent_checkpoint_id=parent_checkpoint_id,
             session_metadata=dict(session_metadata or {}),
             completed_at=now if status in _TERMINAL else None,
+            fingerprint=fingerprint,
         )
         try:
             async with self._writer.begin() as conn:
-                await conn.execute(insert(SESSIONS).values(_columns(record)))
+                # NULLs are left to the column defaults: a row can still be written to a
+                # schema one revision behind (columns added later are all nullable).
+                values = {k: v for k, v in _columns(record).items() if v is not None}
+                await conn.execute(insert(SESSIONS).values(values))
         except IntegrityError as exc:
             duplicate = await self._duplicate(record)
             if duplicate is None:
@@ -199,6 +204,18 @@ class Store:
 
     async def get_session_by_idempotency_key(self, key: str) -> SessionRecord | None:
         return await self._get(SESSIONS.c.idempotency_key == key)
+
+    async def latest_session_by_fingerprint(self, fingerprint: str) -> SessionRecord | None:
+        """The most recently started session for an alert fingerprint, if any."""
+        query = (
+            select(SESSIONS)
+            .where(SESSIONS.c.fingerprint == fingerprint)
+            .order_by(SESSIONS.c.started_at.desc(), SESSIONS.c.session_id.desc())
+            .limit(1)
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else _record(row)
 
     async def _get(self, condition: ColumnElement[bool]) -> SessionRecord | None:
         async with self._engine.connect() as conn:
