@@ -1,5 +1,5 @@
 # sre-agent: `make demo` runs the demo, `make test` runs the whole test suite.
-# Both create .venv and install everything first (Python deps and the pinned npm MCP server).
+# Both create .venv and install everything first (Python deps and the pinned MCP servers).
 
 VENV    ?= .venv
 PYTHON  ?= python3

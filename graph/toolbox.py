@@ -2,23 +2,38 @@
 tools loaded once, per-server health, and the tool subset an agent may use.
 
 Each server runs in its own task that owns its session (the MCP transports use anyio
-cancel scopes, which must be exited by the task that entered them)."""
+cancel scopes, which must be exited by the task that entered them). That task supervises
+the session: when a server that was up crashes (a stdio process exits, an HTTP connection
+breaks), the task closes the dead session and opens a new one, once per crash; a server
+that then fails to start, or that crashes too often, is left down. Tool calls go through
+`Toolbox.invoke`, which retries a call whose session died once the server is back."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
+import re
+import shutil
+import sys
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+import anyio
+import httpx
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from langchain_core.tools import BaseTool
 from langchain_mcp_adapters.sessions import create_session
 from langchain_mcp_adapters.tools import load_mcp_tools
-from mcp import ClientSession, StdioServerParameters
+from mcp import ClientSession, McpError, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.shared.message import SessionMessage
+from mcp.types import CONNECTION_CLOSED
 
 from graph.config import MCPServerConfig
 from graph.masking import Masker
@@ -26,16 +41,51 @@ from graph.policy import blocked_reason
 
 log = logging.getLogger(__name__)
 
+REPO = Path(__file__).resolve().parents[1]
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
 
 @dataclass
 class ServerStatus:
     """What a server is doing now, as /health and the state report it."""
 
     name: str
-    state: Literal["starting", "up", "down", "disabled"] = "starting"
+    state: Literal["starting", "up", "restarting", "down", "disabled"] = "starting"
     tools: list[str] = field(default_factory=list)
     blocked: dict[str, str] = field(default_factory=dict)  # tool → why the policy refuses it
     error: str | None = None
+    restarts: int = 0  # times the server was restarted after a crash
+
+
+class ServerUnavailable(Exception):
+    """A tool call could not be made: its server is down (or went down during the call)."""
+
+    def __init__(self, server: str, reason: str) -> None:
+        super().__init__(f"MCP server {server} is unavailable: {reason}")
+        self.server, self.reason = server, reason
+
+
+@dataclass
+class ToolOutcome:
+    """What a tool returned, and whether its server had to be restarted to get it."""
+
+    output: Any
+    restarted: bool = False
+
+
+@dataclass
+class _Slot:
+    """One server's supervision state."""
+
+    config: MCPServerConfig
+    generation: int = 0  # sessions opened so far: a new one after each restart
+    lost: asyncio.Event = field(default_factory=asyncio.Event)  # the session has died
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    crashes: deque[float] = field(default_factory=deque)  # monotonic times of crashes
+
+
+class SessionLost(Exception):
+    """The session a call ran on ended before the call was answered."""
 
 
 def describe_error(exc: BaseException) -> str:
@@ -43,9 +93,90 @@ def describe_error(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     if isinstance(exc, FileNotFoundError):
-        return f"command not found: {exc.filename or exc} (for kubernetes-mcp-server run `npm ci`)"
+        return (
+            f"command not found: {exc.filename or exc} (`make install` installs the MCP "
+            "servers the project ships: npm ci, pip install -e '.[mcp-servers]')"
+        )
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def expand(value: str, environ: Mapping[str, str] | None = None) -> str:
+    """`${VAR}` and `${VAR:-default}` in a configured value, from sre-agent's environment
+    (so secrets stay out of the YAML); raises KeyError naming a variable that is not set."""
+    environ = os.environ if environ is None else environ
+
+    def value_of(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise KeyError(name)
+
+    return _VARIABLE.sub(value_of, value)
+
+
+def resolve_command(command: str) -> str:
+    """A bare command name that is not on PATH is looked up where this project installs MCP
+    servers: next to the running Python (PyPI packages, in the venv) and node_modules/.bin
+    (npm packages), so a config can say `prometheus-mcp-server` without a path."""
+    if os.sep in command or shutil.which(command):
+        return command
+    folders = [Path(sys.executable).parent, Path.cwd() / "node_modules" / ".bin"]
+    folders.append(REPO / "node_modules" / ".bin")
+    for folder in folders:
+        candidate = folder / command
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return command
+
+
+def resolved(config: MCPServerConfig) -> MCPServerConfig:
+    """The config a server is started with: variables expanded, the command located."""
+    try:
+        update: dict[str, Any] = {
+            "args": [expand(a) for a in config.args],
+            "env": {k: expand(v) for k, v in config.env.items()},
+            "headers": {k: expand(v) for k, v in config.headers.items()},
+            "url": expand(config.url) if config.url else None,
+        }
+    except KeyError as exc:
+        raise ValueError(f"environment variable {exc.args[0]} is not set") from None
+    if config.command:
+        update["command"] = resolve_command(expand(config.command))
+    return config.model_copy(update=update)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether a failed call means the session itself died (process exited, connection
+    broken, HTTP session forgotten by a restarted server), not that the tool failed."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(connection_lost(e) for e in exc.exceptions)
+    if isinstance(exc, SessionLost):
+        return True
+    if isinstance(exc, McpError):
+        error = exc.error
+        closed = error.code == CONNECTION_CLOSED and error.message == "Connection closed"
+        return closed or error.message == "Session terminated"
+    return isinstance(
+        exc,
+        (
+            anyio.ClosedResourceError,
+            anyio.BrokenResourceError,
+            anyio.EndOfStream,
+            httpx.TransportError,
+        ),
+    )
+
+
+async def _wait_first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 class Toolbox:
@@ -57,10 +188,14 @@ class Toolbox:
         *,
         startup_timeout: float = 30.0,
         log_dir: Path | None = None,
+        restart_limit: int = 3,
+        restart_window: float = 600.0,
     ) -> None:
         self._configs = dict(servers)
         self._startup_timeout = startup_timeout
         self._log_dir = log_dir
+        self._restart_limit = restart_limit
+        self._restart_window = restart_window
         self._tools: dict[str, list[BaseTool]] = {}
         self._blocked: dict[str, dict[str, str]] = {}
         self._maskers = {
@@ -69,6 +204,7 @@ class Toolbox:
             if config.mask_secrets
         }
         self._status = {name: ServerStatus(name) for name in servers}
+        self._slots = {name: _Slot(config) for name, config in servers.items()}
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -80,7 +216,7 @@ class Toolbox:
                 self._status[name].state = "disabled"
                 continue
             ready = asyncio.Event()
-            self._tasks.append(asyncio.create_task(self._serve(name, config, ready)))
+            self._tasks.append(asyncio.create_task(self._serve(name, ready)))
             waits.append(self._wait_ready(name, ready))
         await asyncio.gather(*waits)
 
@@ -92,33 +228,106 @@ class Toolbox:
             status.state, status.error = "down", f"did not start within {self._startup_timeout}s"
             log.error("MCP server %s %s", name, status.error)
 
-    async def _serve(self, name: str, config: MCPServerConfig, ready: asyncio.Event) -> None:
-        status = self._status[name]
+    async def _serve(self, name: str, ready: asyncio.Event) -> None:
+        """The server's task: open a session, keep it until stop, reopen it after a crash."""
+        slot, status = self._slots[name], self._status[name]
+        reconnect_until: float | None = None  # set while an HTTP server is being reconnected
         try:
-            async with contextlib.AsyncExitStack() as stack:
-                session = await stack.enter_async_context(self._open(name, config, stack))
-                loaded = await load_mcp_tools(session, server_name=name)
-                reasons = {t.name: blocked_reason(t, config) for t in loaded}
-                tools = [t for t in loaded if reasons[t.name] is None]
-                blocked = {n: r for n, r in reasons.items() if r is not None}
-                self._tools[name], self._blocked[name] = tools, blocked
-                status.state, status.tools, status.error = "up", [t.name for t in tools], None
-                status.blocked = blocked
-                log.info("MCP server %s up with %d tools", name, len(tools))
-                ready.set()
-                await self._stop.wait()
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            status.state, status.error = "down", describe_error(exc)
-            self._tools.pop(name, None)
-            log.error("MCP server %s is down: %s", name, status.error)
+            while not self._stop.is_set():
+                lost = slot.lost = asyncio.Event()
+                was_up, error = False, self._exit_reason(name)
+                try:
+                    async with contextlib.AsyncExitStack() as stack:
+                        opened = self._open(name, resolved(slot.config), stack, lost)
+                        session = await stack.enter_async_context(opened)
+                        await self._load(name, session)
+                        slot.generation += 1
+                        was_up = True
+                        ready.set()
+                        await self._notify(slot)
+                        await _wait_first(self._stop, lost)
+                except asyncio.CancelledError:
+                    raise
+                except BaseException as exc:
+                    error = describe_error(exc)
+                    if not was_up and slot.config.transport == "stdio" and connection_lost(exc):
+                        error = self._exit_reason(name, starting=True)
+                finally:
+                    lost.set()  # calls still waiting on the dead session give up on it
+                self._tools.pop(name, None)
+                if self._stop.is_set():
+                    status.state, status.error = "down", "stopped"
+                    return
+                if was_up and self._may_restart(slot):
+                    status.state, status.restarts = "restarting", status.restarts + 1
+                    status.error = f"crashed ({error}); restarting"
+                    log.warning("MCP server %s crashed (%s): restarting it", name, error)
+                    reconnect_until = time.monotonic() + self._startup_timeout
+                    await self._notify(slot)
+                    continue
+                if (
+                    not was_up
+                    and reconnect_until is not None
+                    and slot.config.transport != "stdio"
+                    and time.monotonic() < reconnect_until
+                ):
+                    # A remote server may take a moment to come back: reconnect until then.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), 0.5)
+                    continue
+                if was_up:
+                    error = (
+                        f"crashed {len(slot.crashes)} times in {self._restart_window:g}s, "
+                        f"not restarted again (last: {error})"
+                    )
+                elif status.restarts:
+                    error = f"crashed and failed to restart: {error}"
+                status.state, status.error, status.tools = "down", error, []
+                log.error("MCP server %s is down: %s", name, error)
+                return
         finally:
             ready.set()
+            await self._notify(slot)
+
+    def _exit_reason(self, name: str, *, starting: bool = False) -> str:
+        """Why a session ended without an error of its own."""
+        if self._configs[name].transport != "stdio":
+            return "the connection was closed"
+        where = " during start-up" if starting else ""
+        logs = f" (its stderr is in {self._log_dir / f'mcp-{name}.log'})" if self._log_dir else ""
+        return f"the server process exited{where}{logs}"
+
+    async def _load(self, name: str, session: ClientSession) -> None:
+        config, status = self._configs[name], self._status[name]
+        loaded = await load_mcp_tools(session, server_name=name)
+        reasons = {t.name: blocked_reason(t, config) for t in loaded}
+        tools = [t for t in loaded if reasons[t.name] is None]
+        blocked = {n: r for n, r in reasons.items() if r is not None}
+        self._tools[name], self._blocked[name] = tools, blocked
+        status.state, status.tools, status.error = "up", [t.name for t in tools], None
+        status.blocked = blocked
+        log.info("MCP server %s up with %d tools", name, len(tools))
+
+    def _may_restart(self, slot: _Slot) -> bool:
+        """One restart per crash, unless it crashed more than `restart_limit` times lately."""
+        now = time.monotonic()
+        slot.crashes.append(now)
+        while slot.crashes and slot.crashes[0] < now - self._restart_window:
+            slot.crashes.popleft()
+        return len(slot.crashes) <= self._restart_limit
+
+    @staticmethod
+    async def _notify(slot: _Slot) -> None:
+        async with slot.changed:
+            slot.changed.notify_all()
 
     @contextlib.asynccontextmanager
     async def _open(
-        self, name: str, config: MCPServerConfig, stack: contextlib.AsyncExitStack
+        self,
+        name: str,
+        config: MCPServerConfig,
+        stack: contextlib.AsyncExitStack,
+        lost: asyncio.Event,
     ) -> AsyncIterator[ClientSession]:
         if config.transport != "stdio":
             connection: Any = {
@@ -138,12 +347,33 @@ class Toolbox:
             cwd=config.cwd,
         )
         errlog = stack.enter_context(self._errlog(name))
-        async with (
-            stdio_client(params, errlog=errlog) as (read, write),
-            ClientSession(read, write) as session,
-        ):
-            await session.initialize()
-            yield session
+        async with stdio_client(params, errlog=errlog) as (read, write):
+            # The server's stdout passes through a pump that sets `lost` at end of file,
+            # so a crash is noticed (and the server restarted) even between calls.
+            send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._pump, read, send, lost)
+                try:
+                    async with ClientSession(receive, write) as session:
+                        await session.initialize()
+                        yield session
+                finally:
+                    group.cancel_scope.cancel()
+
+    @staticmethod
+    async def _pump(
+        read: MemoryObjectReceiveStream[SessionMessage | Exception],
+        send: MemoryObjectSendStream[SessionMessage | Exception],
+        lost: asyncio.Event,
+    ) -> None:
+        try:
+            async with send:
+                async for item in read:
+                    await send.send(item)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+        finally:
+            lost.set()
 
     @contextlib.contextmanager
     def _errlog(self, name: str) -> Iterator[TextIO]:
@@ -161,6 +391,79 @@ class Toolbox:
         finally:
             handle.close()
 
+    async def invoke(self, server: str, call: dict[str, Any], *, time_limit: float) -> ToolOutcome:
+        """Run a tool call (`{"name", "args", "id"}`) through the server's session, each
+        attempt within `time_limit` seconds. When the session died under the call (the server
+        crashed), wait for the server's restart and retry the call once; raises
+        ServerUnavailable when the server is (or stays) down, and the tool's own exceptions."""
+        slot = self._slots.get(server)
+        if slot is None:
+            raise ServerUnavailable(server, "not configured")
+        generation = slot.generation
+        try:
+            return ToolOutcome(await self._invoke_once(server, call, time_limit))
+        except Exception as exc:
+            if not connection_lost(exc):
+                raise
+            log.warning(
+                "MCP server %s lost its session during %s (%s)",
+                server,
+                call["name"],
+                describe_error(exc),
+            )
+        problem = await self._recovered(server, generation)
+        if problem is not None:
+            raise ServerUnavailable(server, problem)
+        try:
+            return ToolOutcome(await self._invoke_once(server, call, time_limit), restarted=True)
+        except Exception as exc:
+            if connection_lost(exc):
+                reason = f"it crashed again when {call['name']} was retried after a restart"
+                raise ServerUnavailable(server, reason) from exc
+            raise
+
+    async def _invoke_once(self, server: str, call: dict[str, Any], time_limit: float) -> Any:
+        """One attempt, abandoned when the session it runs on dies (an HTTP transport that
+        fails leaves its pending requests unanswered)."""
+        tool = next((t for t in self._tools.get(server, []) if t.name == call["name"]), None)
+        if tool is None:
+            status = self._status[server]
+            if status.state == "up":
+                raise ServerUnavailable(server, f"it no longer offers {call['name']}")
+            raise ServerUnavailable(server, status.error or status.state)
+        lost = self._slots[server].lost  # the event of the session `tool` belongs to
+        running = asyncio.ensure_future(tool.ainvoke({"type": "tool_call", **call}))
+        watching = asyncio.ensure_future(lost.wait())
+        try:
+            async with asyncio.timeout(time_limit):
+                await asyncio.wait((running, watching), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watching.cancel()
+            if not running.done():
+                running.cancel()
+                await asyncio.wait((running,))  # never raises the call's error; ours, yes
+        if running.cancelled():
+            raise SessionLost(f"the session of {server} ended during the call")
+        return running.result()
+
+    async def _recovered(self, server: str, generation: int) -> str | None:
+        """Wait for the session after `generation`: None once it is up, else why not."""
+        slot, status = self._slots[server], self._status[server]
+        if slot.generation == generation and status.state == "up":
+            slot.lost.set()  # tell the server's task, should it not have noticed yet
+        limit = self._startup_timeout + 5  # the server's task reconnects HTTP for startup_timeout
+        try:
+            async with asyncio.timeout(limit), slot.changed:
+                await slot.changed.wait_for(
+                    lambda: (
+                        status.state in ("down", "disabled")
+                        or (slot.generation != generation and status.state == "up")
+                    )
+                )
+        except TimeoutError:
+            return f"crashed and did not restart within {limit:g}s"
+        return None if status.state == "up" else (status.error or status.state)
+
     async def aclose(self) -> None:
         self._stop.set()
         if self._tasks:
@@ -175,7 +478,11 @@ class Toolbox:
         await self.aclose()
 
     def status(self) -> dict[str, ServerStatus]:
-        return dict(self._status)
+        """A snapshot of every server's status."""
+        return {
+            name: replace(status, tools=list(status.tools), blocked=dict(status.blocked))
+            for name, status in self._status.items()
+        }
 
     def tools_for(self, servers: Sequence[str]) -> dict[str, tuple[str, BaseTool]]:
         """Tool name → (server, tool) for the servers given, in order (first name wins)."""

@@ -87,6 +87,7 @@ class Investigations:
         self._model_factory = model_factory or self._build_model
         self.store_error: str | None = None
         self._done: dict[str, asyncio.Event] = {}
+        self._key_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # key → (lock, users)
         self.metrics = metrics or Metrics()
         self.metrics.track_load(self.load)
 
@@ -165,11 +166,33 @@ class Investigations:
         `source` (api, alertmanager, cli) labels the alert in the metrics; `fingerprint`
         (the alert's identity at its source) is stored with the session."""
         self.metrics.alert_received(source)
-        if idempotency_key:
-            existing = await self._find_by_key(idempotency_key)
-            if existing is not None:
-                self.metrics.alert_deduplicated(source)
-                return existing, False
+        if not idempotency_key:
+            return await self._submit(alert, None, source, fingerprint)
+        # one submission per key at a time: a retry racing the original gets its session
+        lock, users = self._key_locks.get(idempotency_key, (asyncio.Lock(), 0))
+        self._key_locks[idempotency_key] = (lock, users + 1)
+        async with lock:
+            try:
+                existing = await self._find_by_key(idempotency_key)
+                if existing is None:
+                    try:
+                        return await self._submit(alert, idempotency_key, source, fingerprint)
+                    except DuplicateSession as duplicate:  # another replica won the race
+                        if duplicate.field != "idempotency_key" or duplicate.existing is None:
+                            raise
+                        existing = self._remember(duplicate.existing)
+            finally:
+                lock, users = self._key_locks[idempotency_key]
+                if users == 1:
+                    del self._key_locks[idempotency_key]
+                else:
+                    self._key_locks[idempotency_key] = (lock, users - 1)
+        self.metrics.alert_deduplicated(source)
+        return existing, False
+
+    async def _submit(
+        self, alert: Alert, idempotency_key: str | None, source: str, fingerprint: str | None
+    ) -> tuple[SessionState, bool]:
         self._reserve()
         try:
             state = SessionState(
