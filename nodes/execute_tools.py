@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal
 
 from langchain_core.messages import ToolMessage
 from langgraph.errors import GraphBubbleUp
@@ -56,29 +58,60 @@ def cap(text: str, limit: int) -> tuple[str, int, bool]:
     return shown + TRUNCATED.format(shown=len(shown.encode()), total=len(data)), len(data), True
 
 
-async def _run_one(
-    call: dict[str, Any], toolbox: Toolbox, server: str, limit: float
-) -> tuple[str, str, bool, str | None]:
-    """(status, text, whether the server was restarted for it, why the server is down)."""
+@dataclass
+class Outcome:
+    """How one tool call went, before it becomes a ToolCallRecord."""
+
+    status: Literal["ok", "error", "refused", "blocked"]
+    text: str
+    server: str | None
+    masked: int = 0
+    restarted: bool = False
+    down: str | None = None  # why the server is unavailable, when it is
+
+
+async def _invoke(call: dict[str, Any], toolbox: Toolbox, server: str, limit: float) -> Outcome:
     payload = {"name": call["name"], "args": call["args"], "id": call["id"]}
     try:
-        outcome = await toolbox.invoke(server, payload, time_limit=limit)
+        result = await toolbox.invoke(server, payload, time_limit=limit)
     except GraphBubbleUp:
         raise
     except TimeoutError:
-        return "error", TOOL_TIMEOUT.format(tool=call["name"], timeout=limit), False, None
+        return Outcome("error", TOOL_TIMEOUT.format(tool=call["name"], timeout=limit), server)
     except ServerUnavailable as exc:  # crashed and stayed down: the run goes on without it
         text = SERVER_DOWN.format(tool=call["name"], error=exc, server=server)
-        return "error", text, False, f"MCP server {server} unavailable: {exc.reason}"
+        return Outcome("error", text, server, down=f"MCP server {server} unavailable: {exc.reason}")
     except Exception as exc:  # the model reads the failure and can adapt
         error = f"{type(exc).__name__}: {exc}"
-        return "error", TOOL_FAILED.format(tool=call["name"], error=error), False, None
-    message = outcome.output
-    if isinstance(message, ToolMessage):
-        text = content_text(message.content)
-        status = "error" if message.status == "error" else "ok"
-        return status, text, outcome.restarted, None
-    return "ok", content_text(message), outcome.restarted, None
+        return Outcome("error", TOOL_FAILED.format(tool=call["name"], error=error), server)
+    message = result.output
+    failed = isinstance(message, ToolMessage) and message.status == "error"
+    content = message.content if isinstance(message, ToolMessage) else message
+    return Outcome(
+        "error" if failed else "ok", content_text(content), server, restarted=result.restarted
+    )
+
+
+async def _call(
+    ctx: Context, agent: str, servers: tuple[str, ...], call: dict[str, Any]
+) -> Outcome:
+    """Run one call if the agent may; refuse unknown tools and those the policy blocks."""
+    tools = ctx.toolbox.tools_for(servers)
+    entry = tools.get(call["name"])
+    if entry is None:
+        blocked = ctx.toolbox.blocked_for(servers).get(call["name"])
+        if blocked is not None:
+            text = BLOCKED.format(name=call["name"], server=blocked[0], reason=blocked[1])
+            return Outcome("blocked", text, blocked[0])
+        valid = ", ".join(sorted(tools)) or "none"
+        return Outcome(
+            "refused", UNKNOWN_TOOL.format(name=call["name"], agent=agent, valid=valid), None
+        )
+    outcome = await _invoke(call, ctx.toolbox, entry[0], ctx.tool_timeout)
+    masker = ctx.toolbox.masker_for(entry[0])
+    if masker is not None:
+        outcome.text, outcome.masked = masker.mask_text(outcome.text)
+    return outcome
 
 
 async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -86,93 +119,60 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
     spec = ctx.registry.agents[state["agent"]]
     iteration = state["iteration"]
     tools = ctx.toolbox.tools_for(spec.mcp_servers)
-    writer = runtime.stream_writer
-    degraded: list[str] = []
-    reported: set[str] = set()
+    say = partial(
+        emit, runtime.stream_writer, agent=spec.name, iteration=iteration, step="execute_tools"
+    )
+    down: dict[str, str] = {}  # server → why, reported once per server
 
     async def run(n: int, call: dict[str, Any]) -> ToolCallRecord:
-        ref = f"T{iteration}.{n}"
-        entry = tools.get(call["name"])
-        server = entry[0] if entry else None
-        emit(
-            writer,
+        ref, name = f"T{iteration}.{n}", call["name"]
+        entry = tools.get(name)
+        say(
             EventType.TOOL_CALL_STARTED,
-            agent=spec.name,
-            iteration=iteration,
-            step="execute_tools",
             ref=ref,
-            tool=call["name"],
-            server=server,
+            tool=name,
+            server=entry[0] if entry else None,
             args=call["args"],
         )
         started, clock = now_iso(), time.perf_counter()
-        blocked = ctx.toolbox.blocked_for(spec.mcp_servers).get(call["name"])
-        masked, restarted = 0, False
-        if entry is None and blocked is not None:
-            status, server = "blocked", blocked[0]
-            text = BLOCKED.format(name=call["name"], server=blocked[0], reason=blocked[1])
-        elif entry is None:
-            status = "refused"
-            text = UNKNOWN_TOOL.format(
-                name=call["name"], agent=spec.name, valid=", ".join(sorted(tools)) or "none"
-            )
-        else:
-            status, text, restarted, down = await _run_one(
-                call, ctx.toolbox, entry[0], ctx.tool_timeout
-            )
-            if down is not None and entry[0] not in reported:  # one event per server
-                reported.add(entry[0])
-                degraded.append(down)
-                emit(
-                    writer,
-                    EventType.DEGRADED,
-                    agent=spec.name,
-                    iteration=iteration,
-                    step="execute_tools",
-                    message=down,
-                    server=entry[0],
-                )
-            masker = ctx.toolbox.masker_for(entry[0])
-            if masker is not None:
-                text, masked = masker.mask_text(text)
-        content, size, truncated = cap(text, ctx.tool_output_max_bytes)
+        outcome = await _call(ctx, spec.name, spec.mcp_servers, call)
+        if outcome.down is not None and outcome.server not in down:
+            down[outcome.server or ""] = outcome.down
+            say(EventType.DEGRADED, message=outcome.down, server=outcome.server)
+        content, size, truncated = cap(outcome.text, ctx.tool_output_max_bytes)
         record: ToolCallRecord = {
             "ref": ref,
             "id": call["id"],
             "iteration": iteration,
-            "server": server,
-            "tool": call["name"],
+            "server": outcome.server,
+            "tool": name,
             "args": call["args"],
-            "status": status,  # type: ignore[typeddict-item]
+            "status": outcome.status,
             "started_at": started,
             "duration_ms": round((time.perf_counter() - clock) * 1000, 3),
             "size": size,
             "truncated": truncated,
-            "masked": masked,
+            "masked": outcome.masked,
             "content": content,
         }
-        emit(
-            writer,
+        say(
             EventType.TOOL_CALL_FINISHED,
-            agent=spec.name,
-            iteration=iteration,
-            step="execute_tools",
             ref=ref,
-            tool=call["name"],
-            server=server,
-            status=status,
+            tool=name,
+            server=outcome.server,
+            status=outcome.status,
             duration_ms=record["duration_ms"],
             size=size,
             truncated=truncated,
-            masked=masked,
-            **({"restarted": True} if restarted else {}),
+            masked=outcome.masked,
+            **({"restarted": True} if outcome.restarted else {}),
         )
         return record
 
     results = await asyncio.gather(*(run(n, c) for n, c in enumerate(state["pending"], 1)))
     log = [{k: v for k, v in r.items() if k != "content"} for r in results]
     update: dict[str, Any] = {"results": list(results), "tool_calls": log, "pending": []}
-    if degraded:
+    if down:
         known = state.get("degraded", [])
-        update["degraded"] = known + [d for d in degraded if d not in known]
+        update["degraded"] = known + [d for d in down.values() if d not in known]
     return update

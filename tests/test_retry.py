@@ -15,17 +15,32 @@ class StatusError(Exception):
         self.status_code = status_code
 
 
-@pytest.mark.parametrize("exc", [
-    TimeoutError(), ConnectionResetError(), httpx.ConnectError("refused"),
-    StatusError(429), StatusError(503), StatusError(500),
-    ModelRateLimitError("slow down"), ModelTimeoutError("late"),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        TimeoutError(),
+        ConnectionResetError(),
+        httpx.ConnectError("refused"),
+        StatusError(429),
+        StatusError(503),
+        StatusError(500),
+        ModelRateLimitError("slow down"),
+        ModelTimeoutError("late"),
+    ],
+)
 def test_transient_failures_are_retried(exc: BaseException):
     assert is_transient(exc)
 
 
-@pytest.mark.parametrize("exc", [
-    ValueError("bad"), StatusError(400), StatusError(401), StatusError(404), KeyError("x"),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ValueError("bad"),
+        StatusError(400),
+        StatusError(401),
+        StatusError(404),
+        KeyError("x"),
+    ],
+)
 def test_permanent_failures_are_not(exc: BaseException):
     assert not is_transient(exc)

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
@@ -19,64 +16,22 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from server.store import DuplicateSession, SessionNotFound, SessionRecord, Store, migrate
 from server.store.migrate import include_name
 from server.store.models import VERSION_TABLE, Base
+from tests.pg import fresh_database
 
-# Admin connection used to create and drop the per-run test database.
-PG_ADMIN_URL = os.environ.get(
-    "SRE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 SRE_TABLES = ("sre_events", "sre_sessions", VERSION_TABLE)
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
-
-
-def _pg_reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _pg_conninfo(url: Any, database: str) -> str:
-    from psycopg.conninfo import make_conninfo
-
-    return make_conninfo(
-        host=url.host or "127.0.0.1",
-        port=url.port or 5432,
-        user=url.username or "postgres",
-        password=url.password or None,
-        dbname=database,
-    )
 
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A fresh database `sre_agent_test_<random>` for this run, dropped afterwards."""
-    admin = make_url(PG_ADMIN_URL)
-    host, port = admin.host or "127.0.0.1", admin.port or 5432
-    if not _pg_reachable(host, port):
-        pytest.skip(
-            f"PostgreSQL is not reachable at {host}:{port} "
-            "(set SRE_TEST_POSTGRES_URL to an admin URL to run these tests)"
-        )
-    import psycopg
-
-    name = f"sre_agent_test_{uuid.uuid4().hex[:12]}"
-    admin_conninfo = _pg_conninfo(admin, admin.database or "postgres")
-    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(admin_conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -68,8 +68,10 @@ ALERT = {
 class Service:
     """A running service and an HTTP client for it."""
 
-    def __init__(self, base_url: str, client: httpx.AsyncClient, model: ScriptedChatModel):
-        self.url, self.client, self.model = base_url, client, model
+    def __init__(
+        self, base_url: str, client: httpx.AsyncClient, model: ScriptedChatModel, app: Any = None
+    ):
+        self.url, self.client, self.model, self.app = base_url, client, model, app
 
     async def submit(self, alert: dict[str, Any] | None = None, **headers: str) -> dict[str, Any]:
         response = await self.client.post("/alerts", json=alert or ALERT, headers=headers)
@@ -133,7 +135,7 @@ async def serve(
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-            yield Service(base, client, model)
+            yield Service(base, client, model, app)
     finally:
         server.should_exit = True
         await task

@@ -156,8 +156,11 @@ async def test_openapi_documents_every_endpoint(service: Service):
 
 
 async def test_concurrent_retries_with_one_idempotency_key_get_one_session(service: Service):
-    responses = await asyncio.gather(*(
-        service.client.post("/alerts", json=ALERT, headers={"Idempotency-Key": "race-1"})
-        for _ in range(8)))
+    responses = await asyncio.gather(
+        *(
+            service.client.post("/alerts", json=ALERT, headers={"Idempotency-Key": "race-1"})
+            for _ in range(8)
+        )
+    )
     assert sorted(r.status_code for r in responses) == [200] * 7 + [202]
     assert len({r.json()["session_id"] for r in responses}) == 1

@@ -185,3 +185,23 @@ async def test_restart_resumes_an_interrupted_session(make_settings: Callable[..
     refs = [e["data"]["data"]["ref"] for e in events if e["event"] == "tool_call_started"]
     assert refs.count("T1.1") == 1 and refs.count("T1.2") == 1 and "T2.1" in refs
     assert not any("iteration 1 of at most" in r.text for r in model.requests)
+
+
+async def test_retention_prunes_old_sessions_with_their_events_and_checkpoints(service: Service):
+    old, recent = await service.submit(), await service.submit()
+    for accepted in (old, recent):
+        await service.wait_done(accepted["alert_id"])
+    runtime = service.app.state.runtime
+    await runtime.store.update_session(
+        old["session_id"], started_at=datetime.now(UTC) - timedelta(days=120)
+    )
+
+    assert await runtime.investigations.prune(90) == 1
+
+    assert (await service.client.get(f"{HISTORY}/{old['session_id']}")).status_code == 404
+    assert await runtime.store.events_after(old["session_id"]) == []
+    assert [
+        t async for t in runtime.saver.alist({"configurable": {"thread_id": old["session_id"]}})
+    ] == []
+    kept = (await service.client.get(f"{HISTORY}/{recent['session_id']}")).json()
+    assert kept["status"] == "completed" and kept["timeline"]
