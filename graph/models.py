@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
-
-from langchain_core.language_models import BaseChatModel
+from typing import TYPE_CHECKING, Any
 
 from graph.settings import Settings
+
+if TYPE_CHECKING:  # imported when a model is built: keeps `sre-agent --help` fast
+    from langchain_core.language_models import BaseChatModel
 
 DEFAULT_MODELS = {
     "openai": "gpt-4.1",

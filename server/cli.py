@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -17,10 +17,10 @@ from rich.console import Console
 from graph.alert import Alert
 from graph.config import ConfigError
 from graph.models import ModelConfigError
-from graph.registry import AgentRegistry
-from graph.services import load_registry
-from graph.settings import Settings
-from server.history_cli import investigate as investigate_
+
+if TYPE_CHECKING:  # the heavy modules load when a command runs, not for --help
+    from graph.registry import AgentRegistry
+    from graph.settings import Settings
 
 app = typer.Typer(
     help="SRE incident-analysis agent.",
@@ -59,6 +59,9 @@ def _load_alert(path: Path) -> dict[str, Any]:
 
 
 def _setup(config: Path | None) -> tuple[Console, Settings, AgentRegistry]:
+    from graph.services import load_registry
+    from graph.settings import Settings
+
     console = Console()
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
@@ -78,6 +81,8 @@ def investigate(
     live: LiveOption = None,
 ) -> None:
     """Investigate one alert and print the root-cause analysis."""
+    from server.history_cli import investigate as investigate_
+
     console, settings, registry = _setup(config)
     try:
         alert = _load_alert(alert_file)
@@ -97,6 +102,7 @@ def demo(
 ) -> None:
     """Investigate a bundled incident against the bundled fixture cluster."""
     from server.demo import DemoError, demo_environment, examples_dir
+    from server.history_cli import investigate as investigate_
 
     if config is None and not os.environ.get("SRE_AGENT_CONFIG"):
         config = examples_dir() / "sre-agent.yaml"

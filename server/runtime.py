@@ -1,5 +1,5 @@
-"""What the running service holds (built by the app's lifespan), and the typed dependency
-that hands it to the routers."""
+"""What the running service holds (built by `open_runtime`): services, database, checkpoints,
+event log, metrics and the investigation workers."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -53,14 +52,6 @@ class ServiceRuntime:
             "url": self.store.url if self.store else None,
             "error": error,
         }
-
-
-def get_runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
 
 
 async def _open_store(settings: Settings) -> tuple[Store | None, str | None]:

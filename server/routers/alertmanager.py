@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from server.alertmanager import AlertmanagerAccepted, AlertmanagerWebhook, intake
+from server.deps import RuntimeDep
 from server.routers.alerts import RETRY_AFTER_SECONDS
-from server.runtime import RuntimeDep
 
 router = APIRouter(tags=["alerts"])
 

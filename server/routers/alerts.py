@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 
 from graph.alert import Alert
+from server.deps import RuntimeDep
 from server.manager import QueueFull, UnknownSession
-from server.runtime import RuntimeDep
 from server.schemas import AlertAccepted, ProcessingStatus
 from server.sessions import SessionState
 

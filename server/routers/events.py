@@ -11,8 +11,8 @@ from fastapi import APIRouter, Header, HTTPException, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from graph.events import EventType, make_event
+from server.deps import RuntimeDep
 from server.manager import UnknownSession
-from server.runtime import RuntimeDep
 
 router = APIRouter(tags=["events"])
 

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from fastapi import APIRouter
 
-from server.runtime import RuntimeDep
+from server.deps import RuntimeDep
 from server.schemas import Health
 
 router = APIRouter(tags=["health"])

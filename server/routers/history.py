@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from graph.models import ModelConfigError
+from server.deps import RuntimeDep
 from server.history import (
     CheckpointNotFound,
     NothingToReplay,
@@ -19,7 +20,7 @@ from server.history import (
 )
 from server.manager import QueueFull, UnknownSession
 from server.routers.alerts import RETRY_AFTER_SECONDS, accepted
-from server.runtime import RuntimeDep, ServiceRuntime
+from server.runtime import ServiceRuntime
 from server.schemas import (
     AlertAccepted,
     CheckpointEntry,
