@@ -3,7 +3,9 @@ by the same database URL as the session index."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,41 @@ def sqlite_path(url: str) -> Path:
     return Path(database)
 
 
+class CompressedSerde:
+    """Compresses checkpoint blobs (zlib, fast level). LangGraph's SQLite saver stores the
+    whole state in every checkpoint — unlike its PostgreSQL saver, which stores each channel
+    version once — and our state is mostly text (runbook, prompts, tool output), which
+    shrinks several-fold. Compressed values are tagged "z:" + the inner type, so
+    uncompressed rows from before still load."""
+
+    PREFIX = "z:"
+
+    def __init__(self, inner: Any, *, level: int = 1, min_size: int = 256) -> None:
+        self.inner, self.level, self.min_size = inner, level, min_size
+
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        type_, data = self.inner.dumps_typed(obj)
+        if len(data) < self.min_size:
+            return type_, data
+        return self.PREFIX + type_, zlib.compress(data, self.level)
+
+    def loads_typed(self, data: tuple[str, bytes]) -> Any:
+        type_, blob = data
+        if type_.startswith(self.PREFIX):
+            return self.inner.loads_typed((type_[len(self.PREFIX) :], zlib.decompress(blob)))
+        return self.inner.loads_typed(data)
+
+    def __getattr__(self, name: str) -> Any:  # dumps/loads and anything else
+        return getattr(self.inner, name)
+
+
 @contextlib.asynccontextmanager
-async def open_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]:
-    """Open (and set up) the saver for `url`; closed on exit."""
+async def open_checkpointer(
+    url: str, *, write_lock: asyncio.Lock | None = None
+) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    """Open (and set up) the saver for `url`; closed on exit. With SQLite, `write_lock` is
+    shared with the session index so the writers of the one file queue instead of
+    contending for SQLite's lock."""
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
         import aiosqlite
@@ -34,6 +68,9 @@ async def open_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA synchronous=NORMAL")
             saver = AsyncSqliteSaver(conn)
+            saver.serde = CompressedSerde(saver.serde)
+            if write_lock is not None:
+                saver.lock = write_lock
             await saver.setup()
             yield saver
     elif backend == "postgresql":

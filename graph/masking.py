@@ -67,6 +67,25 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
 )
 
+# Per pattern above, lower-case substrings one of which any match contains: a text without
+# them is not scanned by that pattern (most tool output contains no secret-like keyword).
+_KEYWORD_PARTS = ("passw", "pwd", "secret", "token", "key", "credential", "auth", "certificate")
+_NEEDLES: tuple[tuple[str, ...], ...] = (
+    ("private key-----",),
+    ("eyj",),
+    ("bearer", "basic"),
+    ("://",),
+    ("akia", "asia"),
+    ("aiza",),
+    ("xox",),
+    ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    ("accountkey", "sharedaccess", "password="),
+    ("sig=",),
+    _KEYWORD_PARTS,
+    _KEYWORD_PARTS,
+    _KEYWORD_PARTS,
+)
+
 # Kubernetes Secret objects: every value under data: / stringData:
 _SECRET_KIND = re.compile(r"(?m)^\s*kind:\s*Secret\s*$|\"kind\"\s*:\s*\"Secret\"")
 _YAML_DATA = re.compile(
@@ -94,9 +113,14 @@ class Masker:
         if _SECRET_KIND.search(text):
             text, count = _mask_secret_objects(text)
             total += count
-        for pattern, replacement in _PATTERNS:
+        low = text.lower()
+        for (pattern, replacement), needles in zip(_PATTERNS, _NEEDLES, strict=True):
+            if not any(needle in low for needle in needles):
+                continue
             text, count = pattern.subn(replacement, text)
-            total += count
+            if count:
+                low = text.lower()
+                total += count
         for pattern in self.patterns:
             text, count = pattern.subn(_mask_group if pattern.groups else MASK, text)
             total += count

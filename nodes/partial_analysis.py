@@ -55,7 +55,9 @@ async def partial_analysis(state: AgentState, runtime: Runtime[Context]) -> dict
     )
     return {
         "notes": analysis,
-        "findings": [{"iteration": iteration, "analysis": analysis}],
+        # one line per iteration: `notes` holds the running analysis and this step's
+        # llm_call write the full text, so the state need not grow with whole analyses
+        "findings": [{"iteration": iteration, "analysis": " ".join(analysis.split())[:160]}],
         "conclude": conclude,
         "stop_reason": stop_reason,
         "llm_call": record,

@@ -19,6 +19,7 @@ def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("prompts", ""),
         undefined=StrictUndefined,
+        auto_reload=False,  # templates are package data: no stat() of the file per render
         autoescape=False,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -61,6 +61,42 @@ async def load_checkpoints(
     return sorted(tuples, key=lambda t: _ids(t)[1])
 
 
+_TIMELINE_CHANNELS = ("llm_call", "results")
+_SQLITE_TIMELINE_WRITES = (
+    "SELECT checkpoint_ns, checkpoint_id, task_id, channel, type, value FROM writes "
+    "WHERE thread_id = ? AND channel IN ('llm_call', 'results') "
+    "ORDER BY checkpoint_id, task_id, idx"
+)
+
+
+async def load_interactions(
+    saver: BaseCheckpointSaver[Any], thread_id: str
+) -> list[CheckpointTuple]:
+    """What `build_timeline` needs — the `llm_call` and `results` writes — read in one query
+    where the saver allows it (SQLite), instead of deserializing every full checkpoint."""
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    if not isinstance(saver, AsyncSqliteSaver):
+        return await load_checkpoints(saver, thread_id)
+    async with saver.lock, saver.conn.execute(_SQLITE_TIMELINE_WRITES, (thread_id,)) as cursor:
+        rows = await cursor.fetchall()
+    grouped: dict[tuple[str, str], list[tuple[str, str, Any]]] = defaultdict(list)
+    for ns, cid, task, channel, type_, value in rows:
+        grouped[(ns, cid)].append((task, channel, saver.serde.loads_typed((type_, value))))
+    return [
+        CheckpointTuple(
+            config={
+                "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}
+            },
+            checkpoint={},  # type: ignore[typeddict-item]
+            metadata={},
+            parent_config=None,
+            pending_writes=writes,
+        )
+        for (ns, cid), writes in grouped.items()
+    ]
+
+
 def _node_map(tuples: list[CheckpointTuple]) -> dict[tuple[str, str], str | None]:
     """(ns, checkpoint id) → the node that runs from that checkpoint."""
     by_key = {_ids(t): t for t in tuples}

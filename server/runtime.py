@@ -65,12 +65,14 @@ async def _open_store(settings: Settings) -> tuple[Store | None, str | None]:
 
 
 @contextlib.asynccontextmanager
-async def _open_saver(settings: Settings) -> AsyncIterator[BaseCheckpointSaver[Any] | None]:
+async def _open_saver(
+    settings: Settings, write_lock: asyncio.Lock
+) -> AsyncIterator[BaseCheckpointSaver[Any] | None]:
     if not settings.history_enabled:
         yield None
         return
     try:
-        opened = open_checkpointer(settings.history_database_url)
+        opened = open_checkpointer(settings.history_database_url, write_lock=write_lock)
         saver = await opened.__aenter__()
     except Exception as exc:  # investigations still run, without durable checkpoints
         from langgraph.checkpoint.memory import InMemorySaver
@@ -109,8 +111,11 @@ async def open_runtime(
         settings, registry=registry, chat_model=chat_model, log_dir=Path("data/logs")
     ) as services:
         store, store_error = await _open_store(settings)
+        write_lock = asyncio.Lock()  # one writer at a time on a SQLite file (index + checkpoints)
+        if store is not None:
+            store.write_lock = write_lock
         try:
-            async with _open_saver(settings) as saver:
+            async with _open_saver(settings, write_lock) as saver:
                 event_log = EventLog(store)
                 await event_log.start()
                 investigations = Investigations(

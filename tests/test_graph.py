@@ -338,7 +338,7 @@ async def test_token_budget_forces_the_final_analysis(make_context, sample_alert
 
 
 async def test_time_budget_forces_the_final_analysis(make_context, sample_alert):
-    model = ScriptedChatModel(responder=never_concludes)
+    model = ScriptedChatModel(responder=never_concludes, latency=0.02)  # > the budget
     config = ops_app_config(max_duration=0.01, max_iterations=10)
     values, _ = await investigate(make_context(model, config=config), sample_alert)
     assert values["analysis"]["stop_reason"] == "max_duration"

@@ -17,6 +17,7 @@ from server.history import (
     build_timeline,
     describe_checkpoints,
     load_checkpoints,
+    load_interactions,
 )
 from server.manager import QueueFull, UnknownSession
 from server.routers.alerts import RETRY_AFTER_SECONDS, accepted
@@ -131,17 +132,16 @@ async def get_session(session_id: str, runtime: RuntimeDep) -> SessionDetail:
     runbook = analysis = None
     saver = runtime.saver
     if saver is not None:
-        tuples = await load_checkpoints(saver, session_id)
+        tuples = await load_interactions(saver, session_id)
         timeline = build_timeline(tuples)
         if record.parent_session_id:  # a replay: entries from before it began are copies
             for entry in timeline:
                 entry["inherited"] = datetime.fromisoformat(entry["timestamp"]) < record.started_at
-        if tuples:
-            snapshot = await runtime.investigations.graph.aget_state(
-                {"configurable": {"thread_id": session_id}}
-            )
-            runbook = snapshot.values.get("runbook")
-            analysis = snapshot.values.get("analysis")
+        snapshot = await runtime.investigations.graph.aget_state(
+            {"configurable": {"thread_id": session_id}}
+        )
+        runbook = snapshot.values.get("runbook")
+        analysis = snapshot.values.get("analysis")
     return SessionDetail(
         **summary(record),
         alert_data=record.alert_data,
@@ -150,7 +150,7 @@ async def get_session(session_id: str, runtime: RuntimeDep) -> SessionDetail:
         result_markdown=record.result_markdown,
         runbook=runbook,
         timeline=timeline,  # type: ignore[arg-type]
-        history_available=bool(timeline) or (saver is not None and analysis is not None),
+        history_available=bool(timeline) or bool(runbook) or analysis is not None,
     )
 
 

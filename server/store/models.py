@@ -93,6 +93,10 @@ class SessionRow(Base):
         Index(None, "started_at"),
         Index(None, "parent_session_id"),
         Index(None, "fingerprint"),
+        # the history list filters on one of these and pages by started_at
+        Index("ix_sre_sessions_status_started_at", "status", "started_at"),
+        Index("ix_sre_sessions_alert_type_started_at", "alert_type", "started_at"),
+        Index("ix_sre_sessions_agent_type_started_at", "agent_type", "started_at"),
     )
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -63,12 +64,25 @@ class Store:
     to be UTC)."""
 
     def __init__(self, url: str) -> None:
+        self.write_lock: asyncio.Lock | None = None  # see _write
         self._engine: AsyncEngine = create_engine(url)
         self._writer: AsyncEngine = write_engine(self._engine)
         self.url: str = masked_url(url)
         self._append_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction. With SQLite, writers queue on `write_lock` (shared with the
+        checkpointer): SQLite has one write lock, and its busy handler sleeps in growing
+        steps, which under load becomes a convoy and then "database is locked"."""
+        if self.write_lock is None or self.dialect != "sqlite":
+            async with self._writer.begin() as conn:
+                yield conn
+            return
+        async with self.write_lock, self._writer.begin() as conn:
+            yield conn
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -143,7 +157,7 @@ class Store:
             fingerprint=fingerprint,
         )
         try:
-            async with self._writer.begin() as conn:
+            async with self._write() as conn:
                 # NULLs are left to the column defaults: a row can still be written to a
                 # schema one revision behind (columns added later are all nullable).
                 values = {k: v for k, v in _columns(record).items() if v is not None}
@@ -189,7 +203,7 @@ class Store:
                 values.setdefault("completed_at", now)
         if values.get("progress") is not None:
             values["progress"] = max(0, min(100, int(values["progress"])))
-        async with self._writer.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 update(SESSIONS).where(SESSIONS.c.session_id == session_id).values(values)
             )
@@ -307,7 +321,7 @@ class Store:
         raise AssertionError("unreachable")
 
     async def _try_append(self, session_id: str, events: list[dict[str, Any]]) -> list[int]:
-        async with self._writer.begin() as conn:
+        async with self._write() as conn:
             last = await self._last_seq(conn, session_id)
             now = utcnow()
             rows: list[dict[str, Any]] = [
@@ -330,7 +344,7 @@ class Store:
         is already stored is skipped, so a retried batch is harmless."""
         if not events:
             return
-        async with self._append_lock(session_id), self._writer.begin() as conn:
+        async with self._append_lock(session_id), self._write() as conn:
             last = await self._last_seq(conn, session_id)
             now = utcnow()
             rows = [
@@ -389,7 +403,7 @@ class Store:
         query = select(SESSIONS.c.session_id).where(
             SESSIONS.c.status.in_(FINISHED), SESSIONS.c.started_at < as_utc(older_than)
         )
-        async with self._writer.begin() as conn:
+        async with self._write() as conn:
             ids = list((await conn.execute(query)).scalars().all())
             for chunk in _chunks(ids):
                 await conn.execute(delete(EVENTS).where(EVENTS.c.session_id.in_(chunk)))
