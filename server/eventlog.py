@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,10 +128,15 @@ class EventLog:
             return []
 
     async def subscribe(
-        self, session_id: str, after: int = 0
+        self,
+        session_id: str,
+        after: int = 0,
+        finished: Callable[[], Awaitable[dict[str, Any] | None]] | None = None,
     ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
         """Events with seq > `after`: stored ones first, then live ones; ends after the
-        terminal event."""
+        terminal event. `finished` is asked when a session is not live here and has no new
+        stored events: if it returns the terminal event the log lacks (a crash between the
+        index write and the event write), that event is appended and the stream ends."""
         sent = after
         while True:
             live = self._live.get(session_id)
@@ -156,4 +161,8 @@ class EventLog:
             if waiter is not None:
                 await waiter.wait()
             elif live is None:
+                ending = await finished() if finished is not None else None
+                if ending is not None:
+                    await self.append(session_id, ending)
+                    continue
                 await asyncio.sleep(_DB_POLL_SECONDS)  # running elsewhere or not yet resumed

@@ -23,7 +23,7 @@ from graph.alert import Alert
 from graph.analysis import render_markdown
 from graph.builder import build_investigation_graph
 from graph.demo_model import demo_model
-from graph.events import TERMINAL_EVENTS
+from graph.events import TERMINAL_EVENTS, EventType, make_event
 from graph.models import DEMO_LABEL, build_chat_model, choose_model
 from graph.runner import run_investigation
 from graph.services import Services
@@ -36,6 +36,9 @@ from server.sessions import SessionState, now
 from server.store import DuplicateSession, SessionRecord, Store
 
 log = logging.getLogger(__name__)
+
+
+_LIVE_ONLY = frozenset({"progress", "current_step"})
 
 
 class QueueFull(RuntimeError):
@@ -87,6 +90,8 @@ class Investigations:
         self._model_factory = model_factory or self._build_model
         self.store_error: str | None = None
         self._done: dict[str, asyncio.Event] = {}
+        self._running_ids: set[str] = set()
+        self._recovery: asyncio.Task[None] | None = None
         self._key_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # key → (lock, users)
         self.metrics = metrics or Metrics()
         self.metrics.track_load(self.load)
@@ -98,11 +103,15 @@ class Investigations:
             asyncio.create_task(self._work(), name=f"investigator-{n}")
             for n in range(self.max_concurrent)
         ]
-        if recover:
-            await self._recover()
+        if recover:  # in the background: a large backlog must not keep the port closed
+            self._recovery = asyncio.create_task(self._recover(), name="recover-sessions")
 
     async def stop(self) -> None:
         """Stop now: running sessions stay at their last checkpoint and resume next start."""
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery
         for worker in self._workers:
             worker.cancel()
         for worker in self._workers:
@@ -127,7 +136,12 @@ class Investigations:
             )
             model, model_name = None, None
             if record.model and record.model != self.services.model_choice.label:
-                model, model_name = self._model_factory(record.model)
+                try:
+                    model, model_name = self._model_factory(record.model)
+                except Exception as exc:  # e.g. its key is gone: fail it, resume the others
+                    reason = f"cannot resume after a restart: model {record.model}: {exc}"
+                    await self._end_failed(state, reason)
+                    continue
             log.info(
                 "resuming session %s (%s)",
                 record.session_id,
@@ -144,6 +158,18 @@ class Investigations:
                     model_name,
                 )
             )
+
+    async def _end_failed(self, state: SessionState, error: str) -> None:
+        """End a session that cannot run (on), saying why: index, state, terminal event."""
+        log.error("session %s failed: %s", state.session_id, error)
+        await self._update(
+            state.session_id, status="failed", current_step="failed", error_message=error
+        )
+        state.status, state.current_step, state.error = "failed", "failed", error
+        await self.events.open(state.session_id)
+        event = make_event(EventType.SESSION_FAILED, agent=state.current_agent, error=error)
+        await self.events.append(state.session_id, event)
+        self._done.setdefault(state.session_id, asyncio.Event()).set()
 
     # --- submitting -----------------------------------------------------------------
 
@@ -270,13 +296,19 @@ class Investigations:
         while True:
             job = await self._queue.get()
             self._running += 1
+            self._running_ids.add(job.session_id)
             try:
                 with log_context(job.session_id):
                     await self._run(job)
-            except Exception:
+            except Exception as exc:
                 log.exception("session %s: unexpected failure", job.session_id)
+                state = self._sessions.get(job.session_id)
+                if state is not None and state.status not in ("completed", "failed"):
+                    with contextlib.suppress(Exception):  # not "processing" until a restart
+                        await self._end_failed(state, f"unexpected failure: {exc!r}")
             finally:
                 self._running -= 1
+                self._running_ids.discard(job.session_id)
                 self._reserved -= 1
 
     async def _run(self, job: Job) -> None:
@@ -308,6 +340,27 @@ class Investigations:
         for event in terminal:
             await publish(event)
         self._done.setdefault(sid, asyncio.Event()).set()
+
+    async def missing_terminal_event(self, session_id: str) -> dict[str, Any] | None:
+        """The terminal event of a session the index says finished but which no worker here
+        is running (its event was lost to a crash); None while it may still run."""
+        if session_id in self._running_ids:
+            return None
+        record = await self._record(session_id)
+        if record is None or record.status not in ("completed", "failed"):
+            return None
+        kind = (
+            EventType.SESSION_COMPLETED
+            if record.status == "completed"
+            else EventType.SESSION_FAILED
+        )
+        return make_event(
+            kind,
+            agent=record.agent_type,
+            error=record.error_message,
+            analysis=record.result,
+            recovered=True,
+        )
 
     async def wait(self, session_id: str) -> SessionState:
         """Wait until a session this process runs has finished."""
@@ -382,7 +435,10 @@ class Investigations:
             self._store_failed(exc)
 
     async def _update(self, session_id: str, **fields: Any) -> None:
-        if self.store is None or not fields:
+        """Write index columns. Progress alone is not worth a write transaction per event:
+        it is live in memory (what /processing-status reads) and reaches the index with the
+        next real change and at the end."""
+        if self.store is None or not fields or set(fields) <= _LIVE_ONLY:
             return
         try:
             await self.store.update_session(session_id, **fields)

@@ -71,8 +71,11 @@ async def alert_events(
         raise HTTPException(404, detail=f"unknown alert_id '{alert_id}'") from exc
     start = after if after is not None else _after(last_event_id)
 
+    async def finished() -> dict[str, object] | None:
+        return await runtime.investigations.missing_terminal_event(state.session_id)
+
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        async for seq, event in runtime.events.subscribe(state.session_id, start):
+        async for seq, event in runtime.events.subscribe(state.session_id, start, finished):
             yield to_sse(seq, event)
 
     return EventSourceResponse(

@@ -79,3 +79,26 @@ async def test_bad_last_event_id_is_a_400(service: Service):
     )
     assert response.status_code == 400
     assert "Last-Event-ID" in response.json()["detail"]
+
+
+async def test_stream_ends_even_if_a_crash_lost_the_terminal_event(service: Service):
+    accepted = await service.submit()
+    await service.wait_done(accepted["alert_id"])
+    runtime = service.app.state.runtime
+    sid = accepted["session_id"]
+    # simulate a crash between the index write and the event write: the stored log lacks
+    # its terminal event, and no worker here runs the session any more
+    events = await runtime.store.events_after(sid)
+    async with runtime.store._write() as conn:
+        from sqlalchemy import text
+
+        await conn.execute(
+            text("DELETE FROM sre_events WHERE session_id = :s AND seq = :q"),
+            {"s": sid, "q": events[-1][0]},
+        )
+    runtime.events._live.pop(sid, None)
+
+    streamed = await asyncio.wait_for(service.events(accepted["alert_id"]), 10)
+    assert streamed[-1]["event"] == "session_completed"
+    assert streamed[-1]["data"]["data"]["recovered"] is True
+    assert [e["id"] for e in streamed] == list(range(1, len(streamed) + 1))
