@@ -6,7 +6,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint pytest serve studio clean
+.PHONY: install demo test lint pytest serve studio clean soak
 
 $(STAMP): pyproject.toml package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ bench: install          # a few minutes: bench/results/latest.json and latest.md
 
 bench-smoke: install    # seconds: every benchmark at tiny sizes (numbers not meaningful)
 	$(BIN)/python -m bench.run --smoke
+
+# Fault-injection soak: 1000 alerts through `sre-agent serve` with 429/500 model answers,
+# failing MCP calls and two SIGKILLs; fails when any alert is lost (tests/soak/soak.py).
+SOAK_ARGS ?= --alerts 1000
+soak: install
+	$(BIN)/python -m tests.soak.soak $(SOAK_ARGS)
 
 # The graph in `langgraph dev` (LangGraph Studio's API) on http://127.0.0.1:2024; open
 # https://smith.langchain.com/studio/?baseUrl=http://127.0.0.1:2024 in a browser.
