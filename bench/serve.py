@@ -1,0 +1,84 @@
+"""The service as the benchmarks run it, in its own process: the real app (uvicorn, the
+FastAPI app, workers, event log, SQLite history) with the bench agent over the fixture MCP
+server and the scripted model at a fixed latency.
+
+`python -m bench.serve --db PATH --latency 0.5 --max-concurrent 200 --ready-file F`
+writes the port to F once it serves; SIGINT/SIGTERM shut it down."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+async def serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from bench.common import apply_patches
+
+    apply_patches()
+    from bench.common import registry, scripted_model, settings
+    from graph.models import ModelChoice
+    from server.app import create_app
+
+    app = create_app(
+        settings(
+            Path(args.db),
+            max_concurrent_alerts=args.max_concurrent,
+            max_queued_alerts=args.max_queued,
+        ),
+        registry=registry(),
+        chat_model=(ModelChoice("scripted", "bench"), scripted_model(args.latency)),
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            backlog=4096,
+            timeout_keep_alive=300,  # the client keeps its connections between bursts
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    parent = os.getppid()
+
+    async def orphaned() -> None:  # the benchmark process died: do not linger
+        while not server.should_exit:
+            if os.getppid() != parent:
+                server.should_exit = True
+            await asyncio.sleep(1)
+
+    watchdog = asyncio.create_task(orphaned())
+    while not server.started:
+        if task.done():
+            task.result()
+            return
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    Path(args.ready_file).write_text(str(port))  # noqa: ASYNC240 - a few bytes, once
+    await task
+    watchdog.cancel()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--max-concurrent", type=int, default=10)
+    parser.add_argument("--max-queued", type=int, default=100)
+    parser.add_argument("--ready-file", required=True)
+    asyncio.run(serve(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
