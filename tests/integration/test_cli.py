@@ -82,3 +82,17 @@ def test_missing_api_key_names_the_variable(tmp_path):
     )
     assert result.returncode == 2
     assert "set ANTHROPIC_API_KEY" in result.stdout
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(
+    not (ROOT / "node_modules/.bin/kubernetes-mcp-server").exists(),
+    reason="kubernetes-mcp-server missing: run `npm ci`",
+)
+def test_demo_live_view_renders_the_agent_panel(tmp_path):
+    result = run("demo", "--live", "--scenario", "pending-pod", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "sre-agent · kubernetes agent · PodPending" in out  # the live panel's title
+    assert "✔ T1.1 pods_get" in out
+    assert "cannot be scheduled" in out
