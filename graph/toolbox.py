@@ -82,6 +82,7 @@ class _Slot:
     lost: asyncio.Event = field(default_factory=asyncio.Event)  # the session has died
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     crashes: deque[float] = field(default_factory=deque)  # monotonic times of crashes
+    revivals: int = 0  # attempts to bring a down server back since it was last up
 
 
 class SessionLost(Exception):
@@ -190,12 +191,15 @@ class Toolbox:
         log_dir: Path | None = None,
         restart_limit: int = 3,
         restart_window: float = 600.0,
+        revive_after: float | None = 30.0,
+        revive_max: float = 600.0,
     ) -> None:
         self._configs = dict(servers)
         self._startup_timeout = startup_timeout
         self._log_dir = log_dir
         self._restart_limit = restart_limit
         self._restart_window = restart_window
+        self._revive_after, self._revive_max = revive_after, revive_max
         self._tools: dict[str, list[BaseTool]] = {}
         self._blocked: dict[str, dict[str, str]] = {}
         self._maskers = {
@@ -241,7 +245,7 @@ class Toolbox:
                         opened = self._open(name, resolved(slot.config), stack, lost)
                         session = await stack.enter_async_context(opened)
                         await self._load(name, session)
-                        slot.generation += 1
+                        slot.generation, slot.revivals = slot.generation + 1, 0
                         was_up = True
                         ready.set()
                         await self._notify(slot)
@@ -283,8 +287,20 @@ class Toolbox:
                 elif status.restarts:
                     error = f"crashed and failed to restart: {error}"
                 status.state, status.error, status.tools = "down", error, []
-                log.error("MCP server %s is down: %s", name, error)
-                return
+                if self._revive_after is None:
+                    log.error("MCP server %s is down: %s", name, error)
+                    return
+                # A long-running service must not stay blind: try again, less and less often.
+                delay = min(self._revive_after * 2**slot.revivals, self._revive_max)
+                slot.revivals += 1
+                status.error = f"{error}; trying again in {delay:g}s"
+                log.error("MCP server %s is down: %s", name, status.error)
+                ready.set()
+                await self._notify(slot)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                slot.crashes.clear()  # a revived server gets a fresh restart budget
+                reconnect_until = None
         finally:
             ready.set()
             await self._notify(slot)

@@ -303,5 +303,31 @@ async def test_a_server_whose_variable_is_unset_stays_down_saying_why(tmp_path, 
             time_limit=10,
         )
     assert status["bad"].state == "down"
-    assert status["bad"].error == "ValueError: environment variable SRE_TEST_UNSET is not set"
+    assert (status["bad"].error or "").startswith(
+        "ValueError: environment variable SRE_TEST_UNSET is not set; trying again in"
+    )
     assert answer.output.content[0]["text"] == "from-sre-agent-env"
+
+
+async def test_a_down_server_is_tried_again_and_comes_back(tmp_path):
+    command = tmp_path / "mcp-server"  # missing at start-up: the server is down
+    config = AppConfig.model_validate(
+        {
+            "mcpServers": {
+                "late": {"command": str(command), "args": [str(SERVERS / "ops_server.py")]}
+            },
+            "agents": {},
+        }
+    )
+    async with Toolbox(config.mcp_servers, revive_after=0.2, revive_max=0.5) as toolbox:
+        status = toolbox.status()["late"]
+        assert status.state == "down" and "trying again in" in (status.error or "")
+        assert toolbox.tools_for(["late"]) == {}
+        command.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        command.chmod(0o755)  # the server can start now
+        for _ in range(300):  # up to 15 s
+            if toolbox.status()["late"].state == "up":
+                break
+            await asyncio.sleep(0.05)
+        assert toolbox.status()["late"].state == "up"
+        assert "list_pods" in toolbox.tools_for(["late"])
