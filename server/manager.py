@@ -325,7 +325,13 @@ class Investigations:
             self.metrics.observe(sid, event)
             return state.apply(event)
 
+        announced: set[Any] = set()  # iterations announced in this run
+
         async def on_event(event: dict[str, Any]) -> None:
+            if event["type"] == EventType.ITERATION_STARTED:
+                if event.get("iteration") in announced:
+                    return  # the model step was retried: the iteration began once
+                announced.add(event.get("iteration"))
             if event["type"] in TERMINAL_EVENTS:
                 terminal.append(event)  # published once the index says so too
                 return

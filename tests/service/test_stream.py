@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
-from tests.service.conftest import Service
+from langchain_core.messages import AIMessage
+
+from graph.scripted_model import ModelRequest, ScriptedChatModel
+from graph.settings import Settings
+from tests.service.conftest import Service, serve, two_iterations
 
 
 async def test_alert_streams_to_completion_in_order(service: Service):
@@ -102,3 +107,22 @@ async def test_stream_ends_even_if_a_crash_lost_the_terminal_event(service: Serv
     assert streamed[-1]["event"] == "session_completed"
     assert streamed[-1]["data"]["data"]["recovered"] is True
     assert [e["id"] for e in streamed] == list(range(1, len(streamed) + 1))
+
+
+async def test_a_retried_model_step_announces_its_iteration_once(
+    make_settings: Callable[..., Settings],
+):
+    failed: list[int] = []
+
+    def flaky(request: ModelRequest) -> AIMessage:
+        if not failed and request.structured_output is None:
+            failed.append(1)
+            raise TimeoutError("the provider timed out")  # transient: the node is retried
+        return two_iterations(request)
+
+    async with serve(make_settings(), ScriptedChatModel(responder=flaky)) as service:
+        accepted = await service.submit()
+        events = await service.events(accepted["alert_id"])
+    assert failed == [1] and events[-1]["event"] == "session_completed"
+    iterations = [e["data"]["iteration"] for e in events if e["event"] == "iteration_started"]
+    assert iterations == [1, 2]
