@@ -19,7 +19,7 @@ An alert's runbook URL must not turn the fetcher against the network it runs in 
   :func:`parse_allowed_hosts`. The rule applies to every redirect hop, so a redirect can
   neither leave the allowed hosts nor downgrade to http.
 * Host names are resolved here (``loop.getaddrinfo``) when connecting; *every* address is
-  checked with :func:`blocked_reason` and the connection is made to a checked address (the
+  checked (`graph.netguard`) and the connection is made to a checked address (the
   Host header and TLS server name stay the host name), so DNS rebinding cannot slip an
   internal address in between check and connect. Loopback, private, shared (CGNAT),
   site-local and reserved addresses are refused unless ``allow_private_networks``
@@ -40,19 +40,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import os
-import socket
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import httpcore
 import httpx
+
+from graph.netguard import BlockedAddress, CheckedTransport, blocked_reason, normalize_host
 
 __all__ = [
     "DEFAULT_ALLOWED_HOSTS",
@@ -150,15 +148,6 @@ def _describe(exc: BaseException) -> str:
 # -- which origins and addresses may be fetched ----------------------------------------
 
 
-def _normalize_host(host: str) -> str:
-    """Lower case, no trailing dot, no IPv6 brackets, IP literals in canonical form."""
-    host = host.strip().lower().rstrip(".").removeprefix("[").removesuffix("]")
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return host
-
-
 def parse_allowed_hosts(entries: Iterable[str], *, allow_http: bool = False) -> frozenset[Origin]:
     """The origins ``RUNBOOK_ALLOWED_HOSTS`` entries allow; ``ValueError`` names a bad entry.
 
@@ -190,7 +179,7 @@ def parse_allowed_hosts(entries: Iterable[str], *, allow_http: bool = False) -> 
             raise ValueError(f"runbook host {entry!r}: {exc}") from exc
         if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
             raise ValueError(f"runbook host {entry!r}: give a host[:port], not a URL path")
-        host = _normalize_host(parts.hostname or "")
+        host = normalize_host(parts.hostname or "")
         if not host or "*" in host:
             raise ValueError(f"runbook host {entry!r}: expected host, host:port or http://host")
         if scheme == "http":
@@ -200,147 +189,6 @@ def parse_allowed_hosts(entries: Iterable[str], *, allow_http: bool = False) -> 
         if allow_http:
             origins.add(("http", host, port or 80))
     return frozenset(origins)
-
-
-#: Cloud instance-metadata endpoints outside the link-local ranges (AWS IPv6, Alibaba).
-_METADATA_ADDRESSES = frozenset(
-    {ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("100.100.100.200")}
-)
-_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-def blocked_reason(
-    address: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
-    *,
-    allow_private_networks: bool = False,
-) -> str | None:
-    """Why a runbook may not be fetched from ``address`` ("a loopback address", ...), or None.
-
-    Link-local (which includes the usual cloud metadata address 169.254.169.254),
-    multicast, unspecified / "this network" and known metadata addresses are always
-    refused; loopback, private, shared, site-local and other non-global addresses are
-    refused unless ``allow_private_networks``. An IPv4 address embedded in an IPv6 one
-    (IPv4-mapped, 6to4, NAT64 64:ff9b::/96) is judged as that IPv4 address.
-    """
-    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if embedded is None and ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
-        if embedded is not None:
-            reason = blocked_reason(embedded, allow_private_networks=allow_private_networks)
-            return None if reason is None else f"{reason} ({embedded} embedded in IPv6)"
-    if ip in _METADATA_ADDRESSES:
-        return "a cloud metadata address"
-    if ip.is_unspecified or (ip.version == 4 and ip in _THIS_NETWORK):
-        return "an unspecified address"
-    if ip.is_multicast:
-        return "a multicast address"
-    if ip.is_link_local:
-        return "a link-local address"
-    if allow_private_networks:
-        return None
-    if ip.is_loopback:
-        return "a loopback address"
-    if ip.is_reserved:
-        return "a reserved address"
-    if ip.is_private:
-        return "a private address"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
-        return "a site-local address"
-    if not ip.is_global:
-        return "a shared or otherwise non-public address"
-    return None
-
-
-class _BlockedAddress(Exception):
-    """Raised at connect time for an address :func:`blocked_reason` refuses."""
-
-
-async def _getaddrinfo(host: str, port: int) -> list[str]:
-    """The addresses ``host`` resolves to, in resolver order, without duplicates."""
-    infos = await asyncio.get_running_loop().getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-    )
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-class _CheckedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves the host itself, checks every address, then connects to a checked one."""
-
-    def __init__(self, *, allow_private_networks: bool) -> None:
-        self._allow_private = allow_private_networks
-        self._inner = httpcore.AnyIOBackend()
-
-    async def _addresses(self, host: str, port: int) -> list[str]:
-        try:
-            addresses = await _getaddrinfo(host, port)
-        except (OSError, UnicodeError) as exc:
-            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else _describe(exc)
-            raise httpcore.ConnectError(f"cannot resolve {host}: {detail}") from exc
-        if not addresses:
-            raise httpcore.ConnectError(f"cannot resolve {host}: no addresses")
-        for address in addresses:
-            reason = blocked_reason(address, allow_private_networks=self._allow_private)
-            if reason is not None:
-                hint = ""
-                if blocked_reason(address, allow_private_networks=True) is None:
-                    hint = " (RUNBOOK_ALLOW_PRIVATE_NETWORKS=true allows it)"
-                literal = _normalize_host(host) == _normalize_host(address)
-                where = address if literal else f"{host} resolves to {address}"
-                raise _BlockedAddress(f"{where}, {reason}{hint}")
-        return addresses
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        error: Exception | None = None
-        for address in await self._addresses(host, port):
-            try:
-                return await self._inner.connect_tcp(
-                    address,
-                    port,
-                    timeout=timeout,
-                    local_address=local_address,
-                    socket_options=socket_options,
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                error = exc  # try the next address
-        assert error is not None
-        raise error
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not used for runbooks")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class _CheckedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport over a connection pool that connects through :class:`_CheckedBackend`
-    (and so through no proxy)."""
-
-    def __init__(self, *, allow_private_networks: bool) -> None:
-        ssl_context = httpx.create_ssl_context()
-        super().__init__(verify=ssl_context)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=100,
-            max_keepalive_connections=20,
-            keepalive_expiry=5.0,
-            network_backend=_CheckedBackend(allow_private_networks=allow_private_networks),
-        )
 
 
 class RunbookFetcher:
@@ -441,7 +289,7 @@ class RunbookFetcher:
         if self._client is None:
             self._client = httpx.AsyncClient(
                 transport=self._transport
-                or _CheckedTransport(allow_private_networks=self._allow_private),
+                or CheckedTransport(allow_private_networks=self._allow_private),
                 trust_env=False,  # no proxies: connections go to checked addresses
                 timeout=httpx.Timeout(self._timeout),
                 follow_redirects=False,  # done by hand so the token is re-decided per hop
@@ -462,7 +310,7 @@ class RunbookFetcher:
     def _check_allowed(self, url: httpx.URL, redirected_from: httpx.URL | None = None) -> None:
         """Refuse a URL (or redirect target) whose origin ``allowed_hosts`` does not allow."""
         scheme = url.scheme
-        host = _normalize_host(url.host)
+        host = normalize_host(url.host)
         port = url.port or _DEFAULT_PORTS.get(scheme)
         if port is not None and (scheme, host, port) in self._allowed:
             return
@@ -516,7 +364,7 @@ class RunbookFetcher:
                     await resp.aclose()
             except httpx.TimeoutException:
                 raise
-            except _BlockedAddress as exc:
+            except BlockedAddress as exc:
                 raise RunbookError(f"refusing runbook URL {_display(url)}: {exc}") from exc
             except httpx.UnsupportedProtocol as exc:
                 raise RunbookError(f"unsupported URL scheme: {_display(url)}") from exc

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import graph.netguard
 import graph.runbooks
 from graph.runbooks import (
     Runbook,
@@ -507,7 +508,7 @@ async def test_connects_to_the_checked_address(
             host
         ]
 
-    monkeypatch.setattr(graph.runbooks, "_getaddrinfo", resolve)
+    monkeypatch.setattr(graph.netguard, "_getaddrinfo", resolve)
     server.requests.clear()
     internal, mixed = (
         f"http://runbooks.internal:{server.port}",
@@ -533,7 +534,7 @@ async def test_unresolvable_host(monkeypatch: pytest.MonkeyPatch) -> None:
     async def resolve(host: str, port: int) -> list[str]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr(graph.runbooks, "_getaddrinfo", resolve)
+    monkeypatch.setattr(graph.netguard, "_getaddrinfo", resolve)
     async with _strict("wiki.example") as fetcher:
         message = await _error(fetcher, "https://wiki.example/x.md")
     assert message == (
@@ -685,7 +686,7 @@ async def test_https_to_the_checked_address_verifies_the_host_name(
     async def resolve(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]
 
-    monkeypatch.setattr(graph.runbooks, "_getaddrinfo", resolve)
+    monkeypatch.setattr(graph.netguard, "_getaddrinfo", resolve)
     monkeypatch.setenv("SSL_CERT_FILE", str(ca))
     good, bad = f"runbooks.internal:{server.port}", f"other.internal:{server.port}"
     async with _strict(good, bad, allow_private_networks=True) as fetcher:
