@@ -174,7 +174,3 @@ def _mask_secret_objects(text: str) -> tuple[str, int]:
     text = _YAML_DATA.sub(yaml_body, text)
     text = _JSON_DATA.sub(json_body, text)
     return text, total
-
-
-def default_masker() -> Masker:
-    return Masker()

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 
 _LIVE_ONLY = frozenset({"progress", "current_step"})
+FINISHED_IN_MEMORY = 1000  # finished sessions kept in memory; the index has them all
 
 
 class QueueFull(RuntimeError):
@@ -90,6 +92,8 @@ class Investigations:
         self._model_factory = model_factory or self._build_model
         self.store_error: str | None = None
         self._done: dict[str, asyncio.Event] = {}
+        # finished sessions kept in memory, oldest first; older ones are read from the index
+        self._finished: OrderedDict[str, None] = OrderedDict()
         self._running_ids: set[str] = set()
         self._recovery: asyncio.Task[None] | None = None
         self._key_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # key → (lock, users)
@@ -169,7 +173,23 @@ class Investigations:
         await self.events.open(state.session_id)
         event = make_event(EventType.SESSION_FAILED, agent=state.current_agent, error=error)
         await self.events.append(state.session_id, event)
-        self._done.setdefault(state.session_id, asyncio.Event()).set()
+        self._settled(state.session_id)
+
+    def _settled(self, session_id: str) -> None:
+        """A session has finished: wake its waiters, and forget the oldest finished ones
+        beyond FINISHED_IN_MEMORY so a long-running service does not grow without end."""
+        self._done.setdefault(session_id, asyncio.Event()).set()
+        self._finished[session_id] = None
+        self._finished.move_to_end(session_id)
+        while len(self._finished) > FINISHED_IN_MEMORY:
+            old, _ = self._finished.popitem(last=False)
+            state = self._sessions.pop(old, None)
+            self._done.pop(old, None)
+            if state is not None:
+                self._by_alert.pop(state.alert_id, None)
+            for index in (self._by_key, self._by_fingerprint):
+                for key in [k for k, sid in index.items() if sid == old]:
+                    del index[key]
 
     # --- submitting -----------------------------------------------------------------
 
@@ -345,7 +365,7 @@ class Investigations:
         await self._finish(state, values)
         for event in terminal:
             await publish(event)
-        self._done.setdefault(sid, asyncio.Event()).set()
+        self._settled(sid)
 
     async def missing_terminal_event(self, session_id: str) -> dict[str, Any] | None:
         """The terminal event of a session the index says finished but which no worker here
@@ -419,6 +439,8 @@ class Investigations:
         )
         self._sessions[record.session_id] = state
         self._by_alert[record.alert_id] = record.session_id
+        if record.status in ("completed", "failed"):
+            self._settled(record.session_id)
         return state
 
     async def _create(self, state: SessionState, alert_data: dict[str, Any], **extra: Any) -> None:

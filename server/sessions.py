@@ -3,7 +3,7 @@ kept in memory and mirrored to the session index."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,6 +75,3 @@ class SessionState:
         changed["progress"] = self.progress
         self.timestamp = now()
         return changed
-
-    def view(self, session_url: str | None = None) -> dict[str, Any]:
-        return asdict(self)
