@@ -12,6 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from graph.validation import describe_errors
+
 KUBERNETES_SERVER = "kubernetes-server"
 
 KUBERNETES_SERVER_INSTRUCTIONS = """\
@@ -216,11 +218,7 @@ def _load_json(variable: str, raw: str) -> dict[str, Any]:
 
 
 def _format_validation(source: str, exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors():
-        path = ".".join(str(part) for part in error["loc"]) or "(root)"
-        problems.append(f"{path}: {error['msg']}")
-    return f"invalid configuration in {source}: " + "; ".join(problems)
+    return f"invalid configuration in {source}: {describe_errors(exc.errors())}"
 
 
 def load_config(

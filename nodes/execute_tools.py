@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any, Literal
 
 from langchain_core.messages import ToolMessage
+from langchain_core.tools import BaseTool
 from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 
@@ -93,10 +94,14 @@ async def _invoke(call: dict[str, Any], toolbox: Toolbox, server: str, limit: fl
 
 
 async def _call(
-    ctx: Context, agent: str, servers: tuple[str, ...], call: dict[str, Any]
+    ctx: Context,
+    agent: str,
+    servers: tuple[str, ...],
+    tools: dict[str, tuple[str, BaseTool]],
+    call: dict[str, Any],
 ) -> Outcome:
-    """Run one call if the agent may; refuse unknown tools and those the policy blocks."""
-    tools = ctx.toolbox.tools_for(servers)
+    """Run one call if the agent may (`tools`: the agent's, by name); refuse unknown tools
+    and those the policy blocks."""
     entry = tools.get(call["name"])
     if entry is None:
         blocked = ctx.toolbox.blocked_for(servers).get(call["name"])
@@ -135,7 +140,7 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
             args=call["args"],
         )
         started, clock = now_iso(), time.perf_counter()
-        outcome = await _call(ctx, spec.name, spec.mcp_servers, call)
+        outcome = await _call(ctx, spec.name, spec.mcp_servers, tools, call)
         if outcome.down is not None and outcome.server not in down:
             down[outcome.server or ""] = outcome.down
             say(EventType.DEGRADED, message=outcome.down, server=outcome.server)

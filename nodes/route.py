@@ -11,6 +11,7 @@ from graph.alert import Alert
 from graph.context import Context
 from graph.events import EventType, emit
 from graph.state import InvestigationState
+from graph.validation import describe_errors
 
 NO_AGENT = "No specialized agent for alert type '{alert_type}'"
 
@@ -19,10 +20,8 @@ async def route(state: InvestigationState, runtime: Runtime[Context]) -> dict[st
     try:
         alert = Alert.model_validate(state["alert"])
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        return {"status": "failed", "error": f"invalid alert: {problems}", "agent": None}
+        error = f"invalid alert: {describe_errors(exc.errors())}"
+        return {"status": "failed", "error": error, "agent": None}
     spec = runtime.context.registry.agent_for(alert.alert_type)
     if spec is None:
         return {

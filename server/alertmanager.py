@@ -26,6 +26,7 @@ from annotated_types import MaxLen
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from graph.alert import Alert
+from graph.validation import describe_errors
 from server.manager import Investigations, QueueFull
 from server.sessions import SessionState, now
 from server.store import FINISHED, Store
@@ -193,9 +194,7 @@ def _time(value: datetime | None) -> datetime | None:
 
 
 def _errors(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
-    )
+    return describe_errors(exc.errors(include_url=False))
 
 
 # --- intake ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from langchain_core.language_models import BaseChatModel
 from graph.models import ModelChoice
 from graph.registry import AgentRegistry
 from graph.settings import Settings
+from graph.validation import describe_errors
 from server.routers import alertmanager, alerts, events, health, history, metrics
 from server.runtime import open_runtime
 from server.security import install_security
@@ -51,7 +52,7 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+        message = describe_errors(errors)
         return JSONResponse(
             status_code=422,
             content={

@@ -17,6 +17,7 @@ from rich.console import Console
 from graph.alert import Alert
 from graph.config import ConfigError
 from graph.models import ModelConfigError
+from graph.validation import describe_errors
 
 if TYPE_CHECKING:  # the heavy modules load when a command runs, not for --help
     from graph.registry import AgentRegistry
@@ -52,10 +53,7 @@ def _load_alert(path: Path) -> dict[str, Any]:
     try:
         return Alert.model_validate(raw).to_state()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ValueError(f"invalid alert in {path}: {problems}") from exc
+        raise ValueError(f"invalid alert in {path}: {describe_errors(exc.errors())}") from exc
 
 
 def _setup(config: Path | None) -> tuple[Console, Settings, AgentRegistry]:
