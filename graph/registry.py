@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from graph.config import AppConfig, MCPServerConfig
 
@@ -41,6 +42,11 @@ class AgentRegistry:
         max_duration: float = DEFAULT_MAX_DURATION,
     ) -> None:
         self.config = config
+        self._limits = {
+            "max_iterations": max_iterations,
+            "max_tokens": max_tokens,
+            "max_duration": max_duration,
+        }
         self.agents: dict[str, AgentSpec] = {
             name: AgentSpec(
                 name=name,
@@ -56,6 +62,15 @@ class AgentRegistry:
         self._by_alert_type = {
             alert_type: spec for spec in self.agents.values() for alert_type in spec.alert_types
         }
+
+    def with_servers(self, **updates: dict[str, Any]) -> AgentRegistry:
+        """The same registry (limits included) with some servers' settings changed — the
+        demo points the Kubernetes server at its fixture cluster this way."""
+        servers = dict(self.config.mcp_servers)
+        for name, changes in updates.items():
+            servers[name] = servers[name].model_copy(update=changes)
+        config = self.config.model_copy(update={"mcp_servers": servers})
+        return AgentRegistry(config, **self._limits)  # type: ignore[arg-type]
 
     def agent_for(self, alert_type: str) -> AgentSpec | None:
         return self._by_alert_type.get(alert_type)

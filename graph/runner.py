@@ -76,8 +76,7 @@ async def run_investigation(
         values = {**values, "status": "failed", "error": describe_error(exc)}
     if values.get("status") != "completed":
         values["status"] = "failed"
-        values.setdefault("error", None)
-        values["error"] = values["error"] or "the investigation ended without an analysis"
+        values["error"] = values.get("error") or "the investigation ended without an analysis"
         await _send(
             on_event,
             make_event(EventType.SESSION_FAILED, agent=values.get("agent"), error=values["error"]),

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
@@ -101,14 +100,3 @@ async def open_services(
         yield Services(
             settings, registry.config, registry, choice, model, toolbox, runbooks, fallbacks
         )
-
-
-def with_servers(registry: AgentRegistry, **server_updates: dict[str, Any]) -> AgentRegistry:
-    """A registry whose servers are changed (used by the demo to point at its cluster)."""
-    servers = dict(registry.config.mcp_servers)
-    for name, changes in server_updates.items():
-        servers[name] = servers[name].model_copy(update=changes)
-    config = registry.config.model_copy(update={"mcp_servers": servers})
-    new = AgentRegistry(config)
-    new.agents = {n: replace(s) for n, s in registry.agents.items()}
-    return new

@@ -14,7 +14,6 @@ from typing import Any
 
 from graph.config import KUBERNETES_SERVER
 from graph.registry import AgentRegistry
-from graph.services import with_servers
 from server.fixture_cluster import FixtureCluster, load_scenario
 
 DEFAULT_SCENARIO = "stuck-namespace"
@@ -77,5 +76,5 @@ def demo_environment(registry: AgentRegistry, scenario: str = DEFAULT_SCENARIO) 
         server = registry.servers[KUBERNETES_SERVER]
         args = [a for a in server.args if a != "--kubeconfig"] + ["--kubeconfig", str(kubeconfig)]
         env = {**server.env, "KUBE_CLIENT_QPS": "1000", "KUBE_CLIENT_BURST": "1000"}
-        demo_registry = with_servers(registry, **{KUBERNETES_SERVER: {"args": args, "env": env}})
+        demo_registry = registry.with_servers(**{KUBERNETES_SERVER: {"args": args, "env": env}})
         yield Demo(alert, demo_registry, examples_dir() / "runbooks", cluster)

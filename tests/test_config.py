@@ -147,3 +147,12 @@ def test_stdio_servers_do_not_inherit_provider_keys(monkeypatch):
     env = load_config().mcp_servers[KUBERNETES_SERVER].child_env()
     assert "OPENAI_API_KEY" not in env
     assert env["KUBECONFIG"] == "/tmp/kc"
+
+
+def test_changing_servers_keeps_the_registrys_limits():
+    registry = AgentRegistry(load_config(), max_iterations=3, max_tokens=9000)
+    changed = registry.with_servers(**{KUBERNETES_SERVER: {"args": ["--read-only", "-v"]}})
+    assert changed.servers[KUBERNETES_SERVER].args == ["--read-only", "-v"]
+    spec = changed.agent_for("NamespaceTerminating")
+    assert spec is not None and (spec.max_iterations, spec.max_tokens) == (3, 9000)
+    assert registry.servers[KUBERNETES_SERVER].args == ["--read-only"]  # the original stays
