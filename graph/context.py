@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
 
+from graph.bindings import ModelBindings
 from graph.registry import AgentRegistry
 from graph.runbooks import RunbookFetcher
 from graph.toolbox import Toolbox
@@ -32,3 +35,14 @@ class Context:
     """Seconds one MCP tool call may take."""
     runbook_max_chars: int = 24_000
     """Runbook text kept for prompts (the full size and hash are recorded)."""
+    bindings: ModelBindings = field(default_factory=ModelBindings)
+    """Shaped models (tools bound, structured output); the service shares one across
+    sessions."""
+
+    def with_tools(self, tools: list[Any]) -> Runnable[Any, Any]:
+        """The model with `tools` bound (an AIMessage per call)."""
+        return self.bindings.tools(self.model, tools)
+
+    def with_schema(self, schema: type[Any]) -> Runnable[Any, Any]:
+        """The model answering `schema` ({"raw", "parsed", "parsing_error"} per call)."""
+        return self.bindings.structured(self.model, schema)

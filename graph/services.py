@@ -10,6 +10,7 @@ from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 
+from graph.bindings import ModelBindings
 from graph.config import AppConfig, load_config
 from graph.context import Context
 from graph.demo_model import demo_model
@@ -32,6 +33,8 @@ class Services:
     runbooks: RunbookFetcher
     fallback_models: list[tuple[str, BaseChatModel]] = field(default_factory=list)
     """LLM_FALLBACK_MODELS as (label, model), tried in order when the model fails."""
+    bindings: ModelBindings = field(default_factory=ModelBindings)
+    """Shaped models shared by all sessions (graph/bindings.py)."""
 
     def context(
         self, *, model: BaseChatModel | None = None, model_name: str | None = None
@@ -46,6 +49,7 @@ class Services:
             runbooks=self.runbooks,
             tool_output_max_bytes=self.settings.tool_output_max_bytes,
             tool_timeout=self.settings.tool_timeout,
+            bindings=self.bindings,
         )
 
 

@@ -56,7 +56,7 @@ async def final_analysis(state: AgentState, runtime: Runtime[Context]) -> dict[s
         unavailable=ctx.toolbox.unavailable(spec.mcp_servers),
         results=state.get("results", []),
     )
-    runnable = ctx.model.with_structured_output(RootCauseAnalysis, include_raw=True)
+    runnable = ctx.with_schema(RootCauseAnalysis)
     result, record = await call_model(
         runnable, messages, ctx=ctx, step="final_analysis", iteration=iteration
     )

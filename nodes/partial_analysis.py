@@ -32,7 +32,7 @@ async def partial_analysis(state: AgentState, runtime: Runtime[Context]) -> dict
         unavailable={},
         results=state.get("results", []),
     )
-    runnable = ctx.model.with_structured_output(PartialAnalysis, include_raw=True)
+    runnable = ctx.with_schema(PartialAnalysis)
     result, record = await call_model(
         runnable, messages, ctx=ctx, step="partial_analysis", iteration=iteration
     )

@@ -58,7 +58,7 @@ async def select_tools(state: AgentState, runtime: Runtime[Context]) -> dict[str
         notes=state.get("notes", ""),
         unavailable=unavailable,
     )
-    bound = ctx.model.bind_tools([tool for _, tool in tools.values()])
+    bound = ctx.with_tools([tool for _, tool in tools.values()])
     response, record = await call_model(
         bound, messages, ctx=ctx, step="select_tools", iteration=iteration
     )
