@@ -3,27 +3,47 @@ and the Markdown report of a final analysis."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
 from graph.state import FinalAnalysis, ToolCallRecord
 
 
-class PartialAnalysis(BaseModel):
+class Schema(BaseModel):
+    """A model answer schema whose JSON schema is generated once per class and options.
+    LangChain converts the schema on every structured call (for its tracing metadata),
+    and pydantic's generation costs about half a millisecond each time."""
+
+    _json_schemas: ClassVar[dict[tuple[Any, ...], dict[str, Any]]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._json_schemas = {}
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        key = (args, tuple(sorted(kwargs.items())))
+        if key not in cls._json_schemas:
+            cls._json_schemas[key] = super().model_json_schema(*args, **kwargs)
+        return copy.deepcopy(cls._json_schemas[key])  # callers may change what they get
+
+
+class PartialAnalysis(Schema):
     """The running analysis after an iteration, and whether to stop investigating."""
 
     analysis: str = Field(description="What is established (with refs), ruled out, unknown.")
     conclude: bool = Field(description="True when the root cause is identified or no tool helps.")
 
 
-class EvidenceItem(BaseModel):
+class EvidenceItem(Schema):
     finding: str = Field(description="A fact observed in the data.")
     tool_call: str = Field(description='The ref of the tool call showing it (e.g. "T1.2").')
 
 
-class RootCauseAnalysis(BaseModel):
+class RootCauseAnalysis(Schema):
     """The final root-cause analysis of the alert."""
 
     summary: str = Field(description="Two or three sentences for the on-call engineer.")
