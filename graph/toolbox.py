@@ -28,7 +28,6 @@ import anyio
 import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from langchain_core.tools import BaseTool
-from langchain_mcp_adapters.sessions import create_session
 from langchain_mcp_adapters.tools import load_mcp_tools
 from mcp import ClientSession, McpError, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -37,6 +36,7 @@ from mcp.types import CONNECTION_CLOSED
 
 from graph.config import MCPServerConfig
 from graph.masking import Masker
+from graph.mcp_session import ValidatingSession, open_http_session
 from graph.policy import blocked_reason
 
 log = logging.getLogger(__name__)
@@ -346,12 +346,10 @@ class Toolbox:
         lost: asyncio.Event,
     ) -> AsyncIterator[ClientSession]:
         if config.transport != "stdio":
-            connection: Any = {
-                "transport": config.transport,
-                "url": config.url,
-                "headers": dict(config.headers),
-            }
-            async with create_session(connection) as session:
+            assert config.url is not None
+            async with open_http_session(
+                config.transport, config.url, dict(config.headers)
+            ) as session:
                 await session.initialize()
                 yield session
             return
@@ -370,7 +368,7 @@ class Toolbox:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._pump, read, send, lost)
                 try:
-                    async with ClientSession(receive, write) as session:
+                    async with ValidatingSession(receive, write) as session:
                         await session.initialize()
                         yield session
                 finally:
