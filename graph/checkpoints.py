@@ -23,11 +23,9 @@ def sqlite_path(url: str) -> Path:
 
 
 class CompressedSerde:
-    """Compresses checkpoint blobs (zlib, fast level). LangGraph's SQLite saver stores the
-    whole state in every checkpoint — unlike its PostgreSQL saver, which stores each channel
-    version once — and our state is mostly text (runbook, prompts, tool output), which
-    shrinks several-fold. Compressed values are tagged "z:" + the inner type, so
-    uncompressed rows from before still load."""
+    """Compresses checkpoint values (zlib, fast level): our state is mostly text (runbook,
+    prompts, tool output), which shrinks several-fold. Small values are left as they are.
+    Compressed values are tagged "z:" + the inner type, so uncompressed rows still load."""
 
     PREFIX = "z:"
 
@@ -60,14 +58,15 @@ async def open_checkpointer(
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
         import aiosqlite
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        from graph.sqlite_saver import BlobSqliteSaver
 
         path = sqlite_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
         async with aiosqlite.connect(path, timeout=30) as conn:
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA synchronous=NORMAL")
-            saver = AsyncSqliteSaver(conn)
+            saver = BlobSqliteSaver(conn)
             saver.serde = CompressedSerde(saver.serde)
             if write_lock is not None:
                 saver.lock = write_lock

@@ -1,0 +1,229 @@
+"""The SQLite checkpointer, storing each channel value once per version.
+
+LangGraph's `AsyncSqliteSaver` serializes the whole state into every checkpoint: the
+runbook, the tool results and the last prompt were encoded, compressed and written again
+at every step though most steps change none of them. `BlobSqliteSaver` stores checkpoints
+the way LangGraph's PostgreSQL saver does: the checkpoint row keeps the channel versions,
+and a value goes into `checkpoint_blobs` once, when its channel gets a new version. Reads
+put the values back, so callers see ordinary checkpoints.
+
+Databases written by the stock saver are converted on first open (each stored value
+becomes a blob, the rows lose their inline values); `PRAGMA user_version` records the
+format."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_checkpoint_metadata,
+)
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+FORMAT = 1
+"""`PRAGMA user_version` of a database whose checkpoints keep their values as blobs."""
+
+_BLOBS = """
+CREATE TABLE IF NOT EXISTS checkpoint_blobs (
+    thread_id TEXT NOT NULL,
+    checkpoint_ns TEXT NOT NULL DEFAULT '',
+    channel TEXT NOT NULL,
+    version TEXT NOT NULL,
+    type TEXT NOT NULL,
+    blob BLOB,
+    PRIMARY KEY (thread_id, checkpoint_ns, channel, version)
+)"""
+_PUT_BLOB = (
+    "INSERT OR REPLACE INTO checkpoint_blobs "
+    "(thread_id, checkpoint_ns, channel, version, type, blob) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_PUT_CHECKPOINT = (
+    "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
+    "parent_checkpoint_id, type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+EMPTY = "empty"
+"""Blob type of a channel that has a version but no value (cleared)."""
+
+BlobKey = tuple[str, str, str]
+"""(checkpoint_ns, channel, version) within a thread."""
+
+
+class BlobSqliteSaver(AsyncSqliteSaver):
+    """`AsyncSqliteSaver` with channel values stored once per version."""
+
+    _blobs_ready = False
+
+    async def setup(self) -> None:
+        await super().setup()
+        if self._blobs_ready:
+            return
+        async with self.lock:
+            if self._blobs_ready:
+                return
+            await self.conn.execute(_BLOBS)
+            async with self.conn.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+            if (row[0] if row else 0) < FORMAT:
+                await self._convert_inline_checkpoints()
+                await self.conn.execute(f"PRAGMA user_version = {FORMAT}")
+            await self.conn.commit()
+            self._blobs_ready = True
+
+    async def _convert_inline_checkpoints(self) -> None:
+        """Move the values of checkpoints written by the stock saver into blobs."""
+        async with self.conn.execute(
+            "SELECT thread_id, checkpoint_ns, checkpoint_id, type, checkpoint FROM checkpoints"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        for thread_id, ns, checkpoint_id, type_, data in rows:
+            checkpoint = self.serde.loads_typed((type_, data))
+            values = checkpoint.get("channel_values") or {}
+            if not values:
+                continue
+            blobs = self._blob_rows(thread_id, ns, values, checkpoint["channel_versions"])
+            await self.conn.executemany(_PUT_BLOB.replace("REPLACE", "IGNORE"), blobs)
+            stored = self.serde.dumps_typed({**checkpoint, "channel_values": {}})
+            await self.conn.execute(
+                "UPDATE checkpoints SET type = ?, checkpoint = ? "
+                "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+                (*stored, thread_id, ns, checkpoint_id),
+            )
+
+    def _blob_rows(
+        self,
+        thread_id: str,
+        ns: str,
+        values: Mapping[str, Any],
+        versions: Mapping[str, Any],
+    ) -> list[tuple[str, str, str, str, str, bytes | None]]:
+        rows: list[tuple[str, str, str, str, str, bytes | None]] = []
+        for channel, version in versions.items():
+            if channel in values:
+                type_, blob = self.serde.dumps_typed(values[channel])
+                rows.append((thread_id, ns, channel, str(version), type_, blob))
+            else:
+                rows.append((thread_id, ns, channel, str(version), EMPTY, None))
+        return rows
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Write the checkpoint without its values, and the values of the channels that
+        got a new version, in one transaction."""
+        await self.setup()
+        configurable = config["configurable"]
+        thread_id, ns = str(configurable["thread_id"]), configurable["checkpoint_ns"]
+        blobs = self._blob_rows(thread_id, ns, checkpoint.get("channel_values", {}), new_versions)
+        type_, data = self.serde.dumps_typed({**checkpoint, "channel_values": {}})
+        meta = json.dumps(get_checkpoint_metadata(config, metadata), ensure_ascii=False)
+        row = (
+            thread_id,
+            ns,
+            checkpoint["id"],
+            configurable.get("checkpoint_id"),
+            type_,
+            data,
+            meta.encode("utf-8", "ignore"),
+        )
+        async with self.lock:
+            if blobs:
+                await self.conn.executemany(_PUT_BLOB, blobs)
+            await self.conn.execute(_PUT_CHECKPOINT, row)
+            await self.conn.commit()
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        found = await super().aget_tuple(config)
+        if found is None:
+            return None
+        thread_id = str(found.config["configurable"]["thread_id"])
+        blobs = await self._load_blobs(thread_id, _wanted([found]))
+        return _with_values(found, blobs)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        # The stock listing holds the connection's lock while it yields: read it whole,
+        # then the blobs of all its checkpoints, one query per thread.
+        found = [t async for t in super().alist(config, filter=filter, before=before, limit=limit)]
+        by_thread: dict[str, list[CheckpointTuple]] = {}
+        for tup in found:
+            by_thread.setdefault(str(tup.config["configurable"]["thread_id"]), []).append(tup)
+        values = {t: await self._load_blobs(t, _wanted(ts)) for t, ts in by_thread.items()}
+        for tup in found:
+            yield _with_values(tup, values[str(tup.config["configurable"]["thread_id"])])
+
+    async def _load_blobs(self, thread_id: str, wanted: set[BlobKey]) -> dict[BlobKey, Any]:
+        """The values of `wanted` in one thread, a few hundred keys per query."""
+        keys, values = sorted(wanted), {}
+        for start in range(0, len(keys), 300):
+            chunk = keys[start : start + 300]
+            query = (
+                "SELECT checkpoint_ns, channel, version, type, blob FROM checkpoint_blobs "
+                "WHERE thread_id = ? AND (checkpoint_ns, channel, version) IN (VALUES "
+                + ", ".join("(?, ?, ?)" for _ in chunk)
+                + ")"
+            )
+            params = (thread_id, *(part for key in chunk for part in key))
+            async with self.lock, self.conn.execute(query, params) as cursor:
+                rows = await cursor.fetchall()
+            for ns, channel, version, type_, blob in rows:
+                if type_ != EMPTY:
+                    values[(ns, channel, version)] = self.serde.loads_typed((type_, blob))
+        return values
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await super().adelete_thread(thread_id)
+        async with self.lock:
+            await self.conn.execute(
+                "DELETE FROM checkpoint_blobs WHERE thread_id = ?", (str(thread_id),)
+            )
+            await self.conn.commit()
+
+
+def _key(tup: CheckpointTuple, channel: str, version: Any) -> BlobKey:
+    return (tup.config["configurable"].get("checkpoint_ns", ""), channel, str(version))
+
+
+def _wanted(tuples: Iterable[CheckpointTuple]) -> set[BlobKey]:
+    """Blobs the checkpoints need: every versioned channel without an inline value."""
+    return {
+        _key(tup, channel, version)
+        for tup in tuples
+        for channel, version in tup.checkpoint["channel_versions"].items()
+        if channel not in tup.checkpoint.get("channel_values", {})
+    }
+
+
+def _with_values(tup: CheckpointTuple, blobs: Mapping[BlobKey, Any]) -> CheckpointTuple:
+    """`tup` with its channel values filled in from `blobs` (a value may be shared with
+    other checkpoints of the same listing: callers replace values, never mutate them)."""
+    checkpoint = tup.checkpoint
+    values = dict(checkpoint.get("channel_values", {}))
+    for channel, version in checkpoint["channel_versions"].items():
+        key = _key(tup, channel, version)
+        if channel not in values and key in blobs:
+            values[channel] = blobs[key]
+    return tup._replace(checkpoint={**checkpoint, "channel_values": values})

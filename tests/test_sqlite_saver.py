@@ -1,0 +1,102 @@
+"""The SQLite checkpointer stores each channel value once per version, reads back ordinary
+checkpoints, converts databases written by LangGraph's stock saver, and deletes a thread's
+values with it."""
+
+from __future__ import annotations
+
+import operator
+import sqlite3
+from pathlib import Path
+from typing import Annotated, Any
+
+import aiosqlite
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import END, START, StateGraph
+from typing_extensions import TypedDict
+
+from graph.checkpoints import CompressedSerde, open_checkpointer
+
+BIG = " ".join(str(n * 7919 % 100_003) for n in range(10_000))  # ~58 kB, never changed
+
+
+class State(TypedDict, total=False):
+    big: str
+    step: int
+    log: Annotated[list[int], operator.add]
+
+
+def counting_graph(saver: Any, *, interrupt_after: list[str] | None = None) -> Any:
+    def bump(state: State) -> dict[str, Any]:
+        return {"step": state.get("step", 0) + 1, "log": [state.get("step", 0) + 1]}
+
+    builder = StateGraph(State)
+    for name in ("a", "b", "c", "d"):
+        builder.add_node(name, bump)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", "c")
+    builder.add_edge("c", "d")
+    builder.add_edge("d", END)
+    return builder.compile(checkpointer=saver, interrupt_after=interrupt_after)
+
+
+def config(thread: str) -> Any:
+    return {"configurable": {"thread_id": thread}}
+
+
+def query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+async def test_values_are_stored_once_per_version_and_read_back(tmp_path: Path):
+    db = tmp_path / "history.db"
+    async with open_checkpointer(f"sqlite+aiosqlite:///{db}") as saver:
+        graph = counting_graph(saver)
+        await graph.ainvoke({"big": BIG, "step": 0}, config("t1"))
+        state = await graph.aget_state(config("t1"))
+        history = [s async for s in graph.aget_state_history(config("t1"))]
+
+    assert state.values == {"big": BIG, "step": 4, "log": [1, 2, 3, 4]}
+    assert [s.values.get("step") for s in history] == [4, 3, 2, 1, 0, None]
+    assert all(s.values.get("big") == BIG for s in history[:-1])
+    # the big value was written once, although six checkpoints hold it
+    assert query(db, "SELECT count(*) FROM checkpoint_blobs WHERE channel = 'big'") == [(1,)]
+    assert query(db, "SELECT count(*) FROM checkpoints") == [(6,)]
+    (largest,) = query(db, "SELECT max(length(checkpoint)) FROM checkpoints")[0]
+    assert largest < 2000, "checkpoint rows keep versions only, not values"
+
+
+async def test_a_database_of_the_stock_saver_is_converted_and_resumes(tmp_path: Path):
+    db = tmp_path / "history.db"
+    async with aiosqlite.connect(db) as conn:
+        stock = AsyncSqliteSaver(conn)
+        stock.serde = CompressedSerde(stock.serde)
+        graph = counting_graph(stock, interrupt_after=["b"])
+        await graph.ainvoke({"big": BIG, "step": 0}, config("old"))
+        before = [s.values async for s in graph.aget_state_history(config("old"))]
+    assert query(db, "SELECT max(length(checkpoint)) FROM checkpoints")[0][0] > 2000
+
+    async with open_checkpointer(f"sqlite+aiosqlite:///{db}") as saver:
+        graph = counting_graph(saver, interrupt_after=["b"])
+        after = [s.values async for s in graph.aget_state_history(config("old"))]
+        assert after == before
+        await graph.ainvoke(None, config("old"))  # resumes after the interrupt
+        state = await graph.aget_state(config("old"))
+
+    assert state.values == {"big": BIG, "step": 4, "log": [1, 2, 3, 4]}
+    assert query(db, "SELECT max(length(checkpoint)) FROM checkpoints")[0][0] < 2000
+    assert query(db, "PRAGMA user_version") == [(1,)]
+
+
+async def test_deleting_a_thread_deletes_its_values(tmp_path: Path):
+    db = tmp_path / "history.db"
+    async with open_checkpointer(f"sqlite+aiosqlite:///{db}") as saver:
+        graph = counting_graph(saver)
+        await graph.ainvoke({"big": BIG, "step": 0}, config("gone"))
+        await graph.ainvoke({"big": "kept", "step": 0}, config("kept"))
+        await saver.adelete_thread("gone")
+        kept = await graph.aget_state(config("kept"))
+
+    assert query(db, "SELECT DISTINCT thread_id FROM checkpoint_blobs") == [("kept",)]
+    assert kept.values["big"] == "kept"
