@@ -291,7 +291,7 @@ class Result:
         }
 
 
-def machine() -> dict[str, Any]:
+def machine(*, reference: bool = True) -> dict[str, Any]:
     model = platform.processor() or ""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -314,7 +314,21 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "langgraph": getattr(langgraph.version, "__version__", "?"),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "reference_loop_s": reference_loop() if reference else None,
     }
+
+
+def reference_loop(n: int = 5_000_000) -> float:
+    """Seconds for a fixed pure-Python loop (best of 3): how fast this machine was during
+    the run. Shared machines vary from day to day; absolute figures of two runs compare
+    only as their reference loops do."""
+    best = float("inf")
+    for _ in range(3):
+        start, total = time.perf_counter(), 0
+        for i in range(n):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return round(best, 3)
 
 
 # --- processes -------------------------------------------------------------------------

@@ -64,6 +64,14 @@ def markdown(report: dict[str, Any]) -> str:
         f"- CPU: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB",
         f"- Python {m['python']} ({m['implementation']}), LangGraph {m['langgraph']}",
         f"- platform: {m['platform']}",
+        *(
+            [
+                f"- machine speed: a 5M-iteration Python loop took {m['reference_loop_s']:.2f} s"
+                " (absolute figures of two runs compare as these do)"
+            ]
+            if m.get("reference_loop_s")
+            else []
+        ),
         f"- suite time: {report['seconds']:.0f} s",
         *([f"- patched with: {', '.join(report['patches'])}"] if report.get("patches") else []),
         "",
@@ -117,7 +125,7 @@ async def run_one(key: str, smoke: bool) -> Result:
 async def main_async(keys: list[str], smoke: bool, out: Path) -> int:
     patches = [p for p in os.environ.get(PATCHES_ENV, "").split(os.pathsep) if p]
     report: dict[str, Any] = {
-        "machine": machine(),
+        "machine": machine(reference=not smoke),
         "smoke": smoke,
         "patches": patches,
         "results": [],
