@@ -31,6 +31,7 @@ from graph.services import Services
 from graph.state import AgentState, InvestigationState
 from server.eventlog import EventLog
 from server.history import fork_lineage
+from server.index_writer import IndexWriter
 from server.logging_setup import bind_agent, log_context
 from server.metrics import Metrics
 from server.sessions import SessionState, now
@@ -91,6 +92,7 @@ class Investigations:
         self._workers: list[asyncio.Task[None]] = []
         self._model_factory = model_factory or self._build_model
         self.store_error: str | None = None
+        self._index = IndexWriter(store, on_error=self._store_failed, on_ok=self._store_ok)
         self._done: dict[str, asyncio.Event] = {}
         # finished sessions kept in memory, oldest first; older ones are read from the index
         self._finished: OrderedDict[str, None] = OrderedDict()
@@ -122,6 +124,7 @@ class Investigations:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
         self._workers.clear()
+        await self._index.aclose()
 
     async def _recover(self) -> None:
         if self.store is None:
@@ -167,7 +170,11 @@ class Investigations:
         """End a session that cannot run (on), saying why: index, state, terminal event."""
         log.error("session %s failed: %s", state.session_id, error)
         await self._update(
-            state.session_id, status="failed", current_step="failed", error_message=error
+            state.session_id,
+            durable=True,
+            status="failed",
+            current_step="failed",
+            error_message=error,
         )
         state.status, state.current_step, state.error = "failed", "failed", error
         await self.events.open(state.session_id)
@@ -408,6 +415,7 @@ class Investigations:
             fields = {"error_message": error}
         await self._update(
             state.session_id,
+            durable=True,
             status=status,
             progress=progress,
             current_step=status,
@@ -462,17 +470,19 @@ class Investigations:
         except Exception as exc:
             self._store_failed(exc)
 
-    async def _update(self, session_id: str, **fields: Any) -> None:
-        """Write index columns. Progress alone is not worth a write transaction per event:
-        it is live in memory (what /processing-status reads) and reaches the index with the
-        next real change and at the end."""
+    async def _update(self, session_id: str, *, durable: bool = False, **fields: Any) -> None:
+        """Write index columns: coalesced with other updates (server/index_writer.py), or
+        at once when `durable`. Progress alone is not worth a write at all: it is live in
+        memory (what /processing-status reads) and reaches the index with the next real
+        change and at the end."""
         if self.store is None or not fields or set(fields) <= _LIVE_ONLY:
             return
-        try:
-            await self.store.update_session(session_id, **fields)
-            self.store_error = None
-        except Exception as exc:
-            self._store_failed(exc)
+        self._index.update(session_id, fields)
+        if durable:
+            await self._index.flush()
+
+    def _store_ok(self) -> None:
+        self.store_error = None
 
     def _store_failed(self, exc: Exception) -> None:
         if self.store_error is None:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import random
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -190,25 +190,22 @@ class Store:
 
         Moving to completed/failed also sets `completed_at` unless given. Unknown columns or
         statuses raise `ValueError`; a missing session raises `SessionNotFound`."""
-        unknown = set(fields) - SESSION_COLUMNS
-        frozen = set(fields) & _FROZEN_COLUMNS
-        if unknown or frozen:
-            raise ValueError(f"cannot update session columns {sorted(unknown | frozen)}")
-        values = dict(fields)
-        now = utcnow()
-        values.setdefault("updated_at", now)
-        if "status" in values:
-            _check_status(values["status"])
-            if values["status"] in _TERMINAL:
-                values.setdefault("completed_at", now)
-        if values.get("progress") is not None:
-            values["progress"] = max(0, min(100, int(values["progress"])))
-        async with self._write() as conn:
-            result = await conn.execute(
-                update(SESSIONS).where(SESSIONS.c.session_id == session_id).values(values)
-            )
-        if result.rowcount == 0:
+        if await self.update_sessions({session_id: fields}):
             raise SessionNotFound(session_id)
+
+    async def update_sessions(self, updates: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """`update_session` for several sessions in one transaction; returns the ids of
+        sessions that do not exist (the others are updated)."""
+        rows = {session_id: _session_values(fields) for session_id, fields in updates.items()}
+        missing = []
+        async with self._write() as conn:
+            for session_id, values in rows.items():
+                result = await conn.execute(
+                    update(SESSIONS).where(SESSIONS.c.session_id == session_id).values(values)
+                )
+                if result.rowcount == 0:
+                    missing.append(session_id)
+        return missing
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         return await self._get(SESSIONS.c.session_id == session_id)
@@ -419,3 +416,22 @@ class Store:
         for status, count in rows:
             by_status[status] = int(count)
         return {"total": sum(by_status.values()), "by_status": by_status}
+
+
+def _session_values(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Checked column values of an update, with `updated_at` (and `completed_at` when the
+    session ends) filled in."""
+    unknown = set(fields) - SESSION_COLUMNS
+    frozen = set(fields) & _FROZEN_COLUMNS
+    if unknown or frozen:
+        raise ValueError(f"cannot update session columns {sorted(unknown | frozen)}")
+    values = dict(fields)
+    now = utcnow()
+    values.setdefault("updated_at", now)
+    if "status" in values:
+        _check_status(values["status"])
+        if values["status"] in _TERMINAL:
+            values.setdefault("completed_at", now)
+    if values.get("progress") is not None:
+        values["progress"] = max(0, min(100, int(values["progress"])))
+    return values
