@@ -69,12 +69,29 @@ class InstantToolbox:
         from graph.masking import Masker
         from graph.toolbox import ServerStatus
 
-        def make(name: str) -> StructuredTool:
-            async def tool(target: str, seconds: float = 0.0, size: int = 1000) -> str:
-                return payload(target, size)
+        schema = {
+            "type": "object",
+            "properties": {
+                "target": {"type": "string"},
+                "seconds": {"type": "number", "default": 0.0},
+                "size": {"type": "integer", "default": 1000},
+            },
+            "required": ["target"],
+        }
 
-            return StructuredTool.from_function(
-                coroutine=tool, name=name, description=f"{name} (bench, in-process)"
+        def make(name: str) -> StructuredTool:
+            # Shaped as langchain-mcp-adapters shapes an MCP tool: a JSON-schema dict for
+            # the arguments, a `**arguments` coroutine, (content, artifact) results.
+            async def call(**arguments: Any) -> tuple[list[dict[str, str]], None]:
+                text = payload(arguments["target"], arguments.get("size", 1000))
+                return [{"type": "text", "text": text}], None
+
+            return StructuredTool(
+                name=name,
+                description=f"{name} (bench, in-process)",
+                args_schema=schema,
+                coroutine=call,
+                response_format="content_and_artifact",
             )
 
         self._tools = {name: make(name) for name in TOOL_NAMES}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,18 +26,33 @@ def sqlite_path(url: str) -> Path:
 class CompressedSerde:
     """Compresses checkpoint values (zlib, fast level): our state is mostly text (runbook,
     prompts, tool output), which shrinks several-fold. Small values are left as they are.
-    Compressed values are tagged "z:" + the inner type, so uncompressed rows still load."""
+    Compressed values are tagged "z:" + the inner type, so uncompressed rows still load.
+
+    A node's output is encoded twice: as the task's write, and moments later as the new
+    value of its channel in the checkpoint — the same object, as LangGraph keeps written
+    values as they are. The encodings of the last `recent` large objects are kept and
+    reused for that second time (the objects are held, so their ids stay theirs)."""
 
     PREFIX = "z:"
 
-    def __init__(self, inner: Any, *, level: int = 1, min_size: int = 256) -> None:
-        self.inner, self.level, self.min_size = inner, level, min_size
+    def __init__(
+        self, inner: Any, *, level: int = 1, min_size: int = 256, recent: int = 512
+    ) -> None:
+        self.inner, self.level, self.min_size, self.recent = inner, level, min_size, recent
+        self._encoded: OrderedDict[int, tuple[Any, tuple[str, bytes]]] = OrderedDict()
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        hit = self._encoded.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
         type_, data = self.inner.dumps_typed(obj)
         if len(data) < self.min_size:
             return type_, data
-        return self.PREFIX + type_, zlib.compress(data, self.level)
+        encoded = self.PREFIX + type_, zlib.compress(data, self.level)
+        self._encoded[id(obj)] = (obj, encoded)
+        if len(self._encoded) > self.recent:
+            self._encoded.popitem(last=False)
+        return encoded
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
         type_, blob = data
