@@ -118,6 +118,17 @@ class EventLog:
         for session_id in list(self._live):
             await self._save(session_id)
 
+    async def past(self, session_id: str) -> list[dict[str, Any]]:
+        """Every event of the session so far, oldest first: the stored ones, then those
+        only in memory (not written yet, or no database)."""
+        stored: list[tuple[int, dict[str, Any]]] = []
+        while batch := await self._stored(session_id, stored[-1][0] if stored else 0):
+            stored += batch
+        last = stored[-1][0] if stored else 0
+        live = self._live.get(session_id)
+        unsaved = [(seq, event) for seq, event in (live.events if live else []) if seq > last]
+        return [event for _, event in stored + unsaved]
+
     async def _stored(self, session_id: str, after: int) -> list[tuple[int, dict[str, Any]]]:
         if self.store is None:
             return []

@@ -352,7 +352,14 @@ class Investigations:
             self.metrics.observe(sid, event)
             return state.apply(event)
 
-        announced: set[Any] = set()  # iterations announced in this run
+        # Iterations announced: a retried model step, or a run resumed after a crash or a
+        # restart, runs select_tools again for an iteration that already began.
+        announced: set[Any] = set()
+        if job.alert is None:
+            past = await self.events.past(sid)
+            announced = {
+                e.get("iteration") for e in past if e.get("type") == EventType.ITERATION_STARTED
+            }
 
         async def on_event(event: dict[str, Any]) -> None:
             if event["type"] == EventType.ITERATION_STARTED:

@@ -96,6 +96,22 @@ async def index_statuses(url: str) -> dict[str, str]:
     return {r.session_id: r.status for r in records}
 
 
+async def announced_iterations(url: str, session_ids: list[str]) -> dict[str, list[int]]:
+    """The iterations each session's stored event stream announced, in order."""
+    store = await Store.open(url)
+    try:
+        return {
+            sid: [
+                event["iteration"]
+                for _, event in await store.events_after(sid)
+                if event["type"] == "iteration_started"
+            ]
+            for sid in session_ids
+        }
+    finally:
+        await store.close()
+
+
 async def checkpointed_sessions(service: ServiceProcess, session_ids: list[str]) -> int:
     """How many sessions have tool results in their (checkpoint-built) timeline."""
     count = 0
@@ -265,6 +281,9 @@ async def test_sigkill_mid_investigation_resumes_every_session_without_repeating
         assert f"resuming session {sid} (" in resumed
         if finished.get(sid):
             assert f"resuming session {sid} (from its last checkpoint)" in resumed
+
+    # Each iteration was announced once, also when the run resumed inside it.
+    assert set(map(tuple, (await announced_iterations(url, ids)).values())) == {(1, 2)}
 
     # Every session ran its three calls; each is in the history exactly once.
     after = await checkpointed_calls(url)
