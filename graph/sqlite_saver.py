@@ -59,6 +59,8 @@ class BlobSqliteSaver(AsyncSqliteSaver):
     """`AsyncSqliteSaver` with channel values stored once per version."""
 
     _blobs_ready = False
+    convert_chunk = 200
+    """Rows converted per transaction when a stock database is first opened."""
 
     async def setup(self) -> None:
         await super().setup()
@@ -77,24 +79,32 @@ class BlobSqliteSaver(AsyncSqliteSaver):
             self._blobs_ready = True
 
     async def _convert_inline_checkpoints(self) -> None:
-        """Move the values of checkpoints written by the stock saver into blobs."""
-        async with self.conn.execute(
-            "SELECT thread_id, checkpoint_ns, checkpoint_id, type, checkpoint FROM checkpoints"
-        ) as cursor:
-            rows = await cursor.fetchall()
-        for thread_id, ns, checkpoint_id, type_, data in rows:
-            checkpoint = self.serde.loads_typed((type_, data))
-            values = checkpoint.get("channel_values") or {}
-            if not values:
-                continue
-            blobs = self._blob_rows(thread_id, ns, values, checkpoint["channel_versions"])
-            await self.conn.executemany(_PUT_BLOB.replace("REPLACE", "IGNORE"), blobs)
-            stored = self.serde.dumps_typed({**checkpoint, "channel_values": {}})
-            await self.conn.execute(
-                "UPDATE checkpoints SET type = ?, checkpoint = ? "
-                "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
-                (*stored, thread_id, ns, checkpoint_id),
-            )
+        """Move the values of checkpoints written by the stock saver into blobs, a chunk of
+        rows at a time (a large history is never held in memory at once)."""
+        after = 0
+        while True:
+            async with self.conn.execute(
+                "SELECT rowid, thread_id, checkpoint_ns, type, checkpoint FROM checkpoints "
+                "WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (after, self.convert_chunk),
+            ) as cursor:
+                rows = list(await cursor.fetchall())
+            if not rows:
+                return
+            after = rows[-1][0]
+            for rowid, thread_id, ns, type_, data in rows:
+                checkpoint = self.serde.loads_typed((type_, data))
+                values = checkpoint.get("channel_values") or {}
+                if not values:
+                    continue
+                blobs = self._blob_rows(thread_id, ns, values, checkpoint["channel_versions"])
+                await self.conn.executemany(_PUT_BLOB.replace("REPLACE", "IGNORE"), blobs)
+                stored = self.serde.dumps_typed({**checkpoint, "channel_values": {}})
+                await self.conn.execute(
+                    "UPDATE checkpoints SET type = ?, checkpoint = ? WHERE rowid = ?",
+                    (*stored, rowid),
+                )
+            await self.conn.commit()
 
     def _blob_rows(
         self,

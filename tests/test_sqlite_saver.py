@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import aiosqlite
+import pytest
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
 
 from graph.checkpoints import CompressedSerde, open_checkpointer
+from graph.sqlite_saver import BlobSqliteSaver
 
 BIG = " ".join(str(n * 7919 % 100_003) for n in range(10_000))  # ~58 kB, never changed
 
@@ -67,20 +69,26 @@ async def test_values_are_stored_once_per_version_and_read_back(tmp_path: Path):
     assert largest < 2000, "checkpoint rows keep versions only, not values"
 
 
-async def test_a_database_of_the_stock_saver_is_converted_and_resumes(tmp_path: Path):
+async def test_a_database_of_the_stock_saver_is_converted_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     db = tmp_path / "history.db"
     async with aiosqlite.connect(db) as conn:
         stock = AsyncSqliteSaver(conn)
         stock.serde = CompressedSerde(stock.serde)
         graph = counting_graph(stock, interrupt_after=["b"])
         await graph.ainvoke({"big": BIG, "step": 0}, config("old"))
+        await graph.ainvoke({"big": "other", "step": 10}, config("other"))
         before = [s.values async for s in graph.aget_state_history(config("old"))]
     assert query(db, "SELECT max(length(checkpoint)) FROM checkpoints")[0][0] > 2000
 
+    monkeypatch.setattr(BlobSqliteSaver, "convert_chunk", 2)  # several chunks
     async with open_checkpointer(f"sqlite+aiosqlite:///{db}") as saver:
         graph = counting_graph(saver, interrupt_after=["b"])
         after = [s.values async for s in graph.aget_state_history(config("old"))]
         assert after == before
+        other = await graph.aget_state(config("other"))
+        assert other.values == {"big": "other", "step": 12, "log": [11, 12]}
         await graph.ainvoke(None, config("old"))  # resumes after the interrupt
         state = await graph.aget_state(config("old"))
 
