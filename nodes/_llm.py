@@ -3,12 +3,15 @@ and the call itself (through the fallback models when the session has them)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
 from langgraph.config import get_config, get_stream_writer
+from langgraph.types import StreamWriter
 
 from graph.context import Context
 from graph.events import EventType, emit, now_iso
@@ -32,6 +35,49 @@ def messages_for(
     ctx: Context, spec: AgentSpec, template: str, **variables: Any
 ) -> list[BaseMessage]:
     return [SystemMessage(system_prompt(ctx, spec)), HumanMessage(render(template, **variables))]
+
+
+def time_left(spec: AgentSpec, started_at: str | None) -> float:
+    """Seconds left of the agent's `max_duration` (all of it before the agent started)."""
+    if not started_at:
+        return spec.max_duration
+    elapsed = (datetime.now(UTC) - datetime.fromisoformat(started_at)).total_seconds()
+    return spec.max_duration - elapsed
+
+
+async def call_model_within(
+    seconds: float,
+    runnable: Runnable[Any, Any],
+    messages: list[BaseMessage],
+    *,
+    ctx: Context,
+    step: str,
+    iteration: int,
+) -> tuple[Any, LLMCallRecord] | None:
+    """`call_model`, abandoned when the time budget runs out first: None then. The
+    provider's own timeouts still raise as before."""
+    try:
+        async with asyncio.timeout(max(seconds, 0.0)) as budget:
+            return await call_model(runnable, messages, ctx=ctx, step=step, iteration=iteration)
+    except TimeoutError:
+        if budget.expired():
+            return None
+        raise
+
+
+def report_budget_spent(
+    writer: StreamWriter, spec: AgentSpec, *, step: str, iteration: int
+) -> None:
+    """A `degraded` event: the time budget ran out while the model was answering."""
+    emit(
+        writer,
+        EventType.DEGRADED,
+        agent=spec.name,
+        iteration=iteration,
+        step=step,
+        message=f"the time budget ({spec.max_duration:g} s) ran out while the model was "
+        f"answering {step}; going on to the final analysis",
+    )
 
 
 def _usage(message: AIMessage | None) -> dict[str, int]:

@@ -3,7 +3,6 @@ whether to investigate further."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
@@ -13,7 +12,7 @@ from graph.context import Context
 from graph.events import EventType, emit
 from graph.registry import AgentSpec
 from graph.state import AgentState, StopReason
-from nodes._llm import call_model, messages_for
+from nodes._llm import call_model_within, messages_for, report_budget_spent, time_left
 
 
 async def partial_analysis(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -33,9 +32,20 @@ async def partial_analysis(state: AgentState, runtime: Runtime[Context]) -> dict
         results=state.get("results", []),
     )
     runnable = ctx.with_schema(PartialAnalysis)
-    result, record = await call_model(
-        runnable, messages, ctx=ctx, step="partial_analysis", iteration=iteration
+    answered = await call_model_within(
+        time_left(spec, state.get("started_at")),
+        runnable,
+        messages,
+        ctx=ctx,
+        step="partial_analysis",
+        iteration=iteration,
     )
+    if answered is None:  # the results stay in the state for the final analysis
+        report_budget_spent(
+            runtime.stream_writer, spec, step="partial_analysis", iteration=iteration
+        )
+        return {"conclude": False, "stop_reason": "max_duration"}
+    result, record = answered
     parsed = result["parsed"]
     if isinstance(parsed, PartialAnalysis):
         analysis, conclude = parsed.analysis, parsed.conclude
@@ -74,9 +84,7 @@ def budget_spent(
     if tokens >= spec.max_tokens:
         return "max_tokens"
     started = state.get("started_at")
-    if started and (datetime.now(UTC) - datetime.fromisoformat(started)).total_seconds() >= (
-        spec.max_duration
-    ):
+    if started and time_left(spec, started) <= 0:
         return "max_duration"
     return None
 

@@ -9,7 +9,7 @@ from langgraph.runtime import Runtime
 from graph.context import Context
 from graph.events import EventType, emit, now_iso
 from graph.state import AgentState
-from nodes._llm import call_model, messages_for
+from nodes._llm import call_model_within, messages_for, report_budget_spent, time_left
 
 
 async def select_tools(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -59,9 +59,24 @@ async def select_tools(state: AgentState, runtime: Runtime[Context]) -> dict[str
         unavailable=unavailable,
     )
     bound = ctx.with_tools([tool for _, tool in tools.values()])
-    response, record = await call_model(
-        bound, messages, ctx=ctx, step="select_tools", iteration=iteration
+    answered = await call_model_within(
+        time_left(spec, state.get("started_at") or started),
+        bound,
+        messages,
+        ctx=ctx,
+        step="select_tools",
+        iteration=iteration,
     )
+    if answered is None:
+        report_budget_spent(runtime.stream_writer, spec, step="select_tools", iteration=iteration)
+        return {
+            "started_at": state.get("started_at") or started,
+            "iteration": iteration,
+            "pending": [],
+            "stop_reason": "max_duration",
+            "degraded": degraded,
+        }
+    response, record = answered
     pending = [
         {"id": call.get("id") or f"{iteration}-{n}", "name": call["name"], "args": call["args"]}
         for n, call in enumerate(response.tool_calls, 1)

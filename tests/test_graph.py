@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import time
 from datetime import datetime
 from typing import Any
 
 from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatResult
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graph.builder import build_investigation_graph
@@ -344,6 +347,38 @@ async def test_time_budget_forces_the_final_analysis(make_context, sample_alert)
     assert values["analysis"]["stop_reason"] == "max_duration"
     assert values["analysis"]["iterations"] == 1
     assert "used its time budget" in model.requests[-1].text
+
+
+class SlowToAnalyse(ScriptedChatModel):
+    """Answers at once, except partial analyses, which take far longer than any budget."""
+
+    async def _agenerate(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        tools = [t["function"]["name"] for t in kw.get("tools") or []]
+        if tools == ["PartialAnalysis"]:
+            await asyncio.sleep(60)
+        return await super()._agenerate(messages, stop, run_manager, **kw)
+
+
+async def test_the_time_budget_cuts_a_model_call_that_outlasts_it(make_context, sample_alert):
+    model = SlowToAnalyse(responder=never_concludes)
+    config = ops_app_config(max_duration=1.0, max_iterations=10)
+    started = time.monotonic()
+    values, events = await investigate(make_context(model, config=config), sample_alert)
+
+    assert time.monotonic() - started < 30  # the 60 s answer was not waited for
+    assert values["status"] == "completed"
+    assert values["analysis"]["stop_reason"] == "max_duration"
+    # iteration 1's results still reach the final analysis
+    assert [c["ref"] for c in values["tool_calls"]] == ["T1.1"]
+    assert model.requests[-1].structured_output == "RootCauseAnalysis"
+    assert '<tool_result ref="T1.1"' in model.requests[-1].text
+    warnings = [e["data"]["message"] for e in events if e["type"] == "degraded"]
+    assert warnings == [
+        "the time budget (1 s) ran out while the model was answering partial_analysis; "
+        "going on to the final analysis"
+    ]
 
 
 async def test_results_are_masked_and_blocked_calls_recorded(make_context, sample_alert):
