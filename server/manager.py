@@ -354,12 +354,15 @@ class Investigations:
 
         # Iterations announced: a retried model step, or a run resumed after a crash or a
         # restart, runs select_tools again for an iteration that already began.
+        # A resumed run also picks up where the progress was (iteration, its limit), which
+        # the index may not have had time to record.
         announced: set[Any] = set()
         if job.alert is None:
-            past = await self.events.past(sid)
-            announced = {
-                e.get("iteration") for e in past if e.get("type") == EventType.ITERATION_STARTED
-            }
+            for event in await self.events.past(sid):
+                if event.get("type") == EventType.ITERATION_STARTED:
+                    announced.add(event.get("iteration"))
+                if event.get("type") not in TERMINAL_EVENTS:
+                    state.apply(event)
 
         async def on_event(event: dict[str, Any]) -> None:
             if event["type"] == EventType.ITERATION_STARTED:

@@ -72,6 +72,7 @@ class SessionState:
             self.progress = 15 + int(75 * self.iteration / max(1, self.max_iterations))
         elif kind == EventType.FINAL_ANALYSIS:
             self.progress = 95
+        self.progress = max(0, min(100, self.progress))
         changed["progress"] = self.progress
         self.timestamp = now()
         return changed
