@@ -12,6 +12,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -77,7 +78,18 @@ def main() -> None:
     parser.add_argument("--max-concurrent", type=int, default=10)
     parser.add_argument("--max-queued", type=int, default=100)
     parser.add_argument("--ready-file", required=True)
-    asyncio.run(serve(parser.parse_args()))
+    run(serve(parser.parse_args()))
+
+
+def run(main: Any) -> None:
+    """On the event loop `sre-agent serve` gets: uvloop where installed, as uvicorn's
+    `loop="auto"` chooses."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 if __name__ == "__main__":
