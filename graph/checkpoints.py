@@ -43,7 +43,7 @@ class CompressedSerde:
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
         hit = self._encoded.get(id(obj))
-        if hit is not None and hit[0] is obj:
+        if hit is not None:  # the object is held by the entry: the id is still its own
             return hit[1]
         type_, data = self.inner.dumps_typed(obj)
         if len(data) < self.min_size:

@@ -40,10 +40,9 @@ CREATE TABLE IF NOT EXISTS checkpoint_blobs (
     blob BLOB,
     PRIMARY KEY (thread_id, checkpoint_ns, channel, version)
 )"""
-_PUT_BLOB = (
-    "INSERT OR REPLACE INTO checkpoint_blobs "
-    "(thread_id, checkpoint_ns, channel, version, type, blob) VALUES (?, ?, ?, ?, ?, ?)"
-)
+_BLOB_COLUMNS = "(thread_id, checkpoint_ns, channel, version, type, blob) VALUES (?, ?, ?, ?, ?, ?)"
+_PUT_BLOB = f"INSERT OR REPLACE INTO checkpoint_blobs {_BLOB_COLUMNS}"
+_ADD_BLOB = f"INSERT OR IGNORE INTO checkpoint_blobs {_BLOB_COLUMNS}"
 _PUT_CHECKPOINT = (
     "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
     "parent_checkpoint_id, type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -98,7 +97,7 @@ class BlobSqliteSaver(AsyncSqliteSaver):
                 if not values:
                     continue
                 blobs = self._blob_rows(thread_id, ns, values, checkpoint["channel_versions"])
-                await self.conn.executemany(_PUT_BLOB.replace("REPLACE", "IGNORE"), blobs)
+                await self.conn.executemany(_ADD_BLOB, blobs)
                 stored = self.serde.dumps_typed({**checkpoint, "channel_values": {}})
                 await self.conn.execute(
                     "UPDATE checkpoints SET type = ?, checkpoint = ? WHERE rowid = ?",

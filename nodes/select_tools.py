@@ -58,9 +58,10 @@ async def select_tools(state: AgentState, runtime: Runtime[Context]) -> dict[str
         notes=state.get("notes", ""),
         unavailable=unavailable,
     )
+    agent_started = state.get("started_at") or started
     bound = ctx.with_tools([tool for _, tool in tools.values()])
     answered = await call_model_within(
-        time_left(spec, state.get("started_at") or started),
+        time_left(spec, agent_started),
         bound,
         messages,
         ctx=ctx,
@@ -70,7 +71,7 @@ async def select_tools(state: AgentState, runtime: Runtime[Context]) -> dict[str
     if answered is None:
         report_budget_spent(runtime.stream_writer, spec, step="select_tools", iteration=iteration)
         return {
-            "started_at": state.get("started_at") or started,
+            "started_at": agent_started,
             "iteration": iteration,
             "pending": [],
             "stop_reason": "max_duration",
@@ -82,7 +83,7 @@ async def select_tools(state: AgentState, runtime: Runtime[Context]) -> dict[str
         for n, call in enumerate(response.tool_calls, 1)
     ]
     update: dict[str, Any] = {
-        "started_at": state.get("started_at") or started,
+        "started_at": agent_started,
         "iteration": iteration,
         "pending": pending,
         "llm_call": record,

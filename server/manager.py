@@ -485,7 +485,7 @@ class Investigations:
         at once when `durable`. Progress alone is not worth a write at all: it is live in
         memory (what /processing-status reads) and reaches the index with the next real
         change and at the end."""
-        if self.store is None or not fields or set(fields) <= _LIVE_ONLY:
+        if set(fields) <= _LIVE_ONLY:  # nothing, or progress only
             return
         self._index.update(session_id, fields)
         if durable:
