@@ -27,6 +27,7 @@ async def serve(args: argparse.Namespace) -> None:
     apply_patches()
     from bench.common import registry, scripted_model, settings
     from graph.models import ModelChoice
+    from server import collector
     from server.app import create_app
 
     app = create_app(
@@ -38,6 +39,7 @@ async def serve(args: argparse.Namespace) -> None:
         registry=registry(),
         chat_model=(ModelChoice("scripted", "bench"), scripted_model(args.latency)),
     )
+    collector.settle()  # as `sre-agent serve` does before it serves
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -78,6 +80,9 @@ def main() -> None:
     parser.add_argument("--max-concurrent", type=int, default=10)
     parser.add_argument("--max-queued", type=int, default=100)
     parser.add_argument("--ready-file", required=True)
+    from server import collector
+
+    collector.pause()  # as the `sre-agent` command does
     run(serve(parser.parse_args()))
 
 

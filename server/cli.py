@@ -7,8 +7,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -18,10 +19,13 @@ from graph.alert import Alert
 from graph.config import ConfigError
 from graph.models import ModelConfigError
 from graph.validation import describe_errors
+from server import collector
 
 if TYPE_CHECKING:  # the heavy modules load when a command runs, not for --help
     from graph.registry import AgentRegistry
     from graph.settings import Settings
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="SRE incident-analysis agent.",
@@ -84,7 +88,7 @@ def investigate(
     console, settings, registry = _setup(config)
     try:
         alert = _load_alert(alert_file)
-        code = asyncio.run(investigate_(console, settings, alert, registry, live=live))
+        code = _run(investigate_(console, settings, alert, registry, live=live))
     except (ValueError, ModelConfigError) as exc:
         raise _fail(console, str(exc)) from exc
     raise typer.Exit(code)
@@ -113,7 +117,7 @@ def demo(
             )
             settings = settings.model_copy(update={"runbooks_dir": env.runbooks_dir})
             alert = Alert.model_validate(env.alert).to_state()
-            code = asyncio.run(investigate_(console, settings, alert, env.registry, live=live))
+            code = _run(investigate_(console, settings, alert, env.registry, live=live))
             writes = env.cluster.write_requests
             if writes:
                 console.print(
@@ -163,6 +167,7 @@ def serve(
         raise _fail(console, str(exc)) from exc
     try:
         app_ = create_app(settings, registry=registry)
+        collector.settle()
         uvicorn.run(app_, host=host, port=port, log_config=None)
     except ModelConfigError as exc:
         raise _fail(console, str(exc)) from exc
@@ -183,7 +188,7 @@ def sessions_list(
     from server.history_cli import list_sessions
 
     console, settings, _ = _setup(None)
-    code = asyncio.run(
+    code = _run(
         list_sessions(
             console,
             settings,
@@ -205,9 +210,7 @@ def sessions_show(
     from server.history_cli import show_session
 
     console, settings, _ = _setup(None)
-    raise typer.Exit(
-        asyncio.run(show_session(console, settings, session_id, checkpoints=checkpoints))
-    )
+    raise typer.Exit(_run(show_session(console, settings, session_id, checkpoints=checkpoints)))
 
 
 @app.command()
@@ -223,7 +226,7 @@ def replay(
 
     console, settings, registry = _setup(config)
     try:
-        code = asyncio.run(
+        code = _run(
             replay_session(
                 console, settings, registry, session_id, checkpoint, model=model, live=live
             )
@@ -233,7 +236,14 @@ def replay(
     raise typer.Exit(code)
 
 
+def _run(main: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine, the program loaded (see server.collector)."""
+    collector.settle()
+    return asyncio.run(main)
+
+
 def main() -> None:
+    collector.pause()
     app()
 
 
