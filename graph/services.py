@@ -84,23 +84,30 @@ async def open_services(
     registry: AgentRegistry | None = None,
     log_dir: Path | None = None,
     chat_model: tuple[ModelChoice, BaseChatModel] | None = None,
+    wait_for_servers: bool = True,
 ) -> AsyncIterator[Services]:
-    """Check configuration and model first (fail fast), then start the MCP servers."""
+    """Check configuration and model first (fail fast), then start the MCP servers.
+    `wait_for_servers=False` yields as soon as they are launched: the caller does its own
+    start-up meanwhile and awaits `services.toolbox.ready()` before the first run."""
     registry = registry or load_registry(settings, config_path)
     choice, model = chat_model or load_model(settings)
     fallbacks = build_fallback_models(settings)
     used = {server for spec in registry.agents.values() for server in spec.mcp_servers}
     toolbox = Toolbox({n: c for n, c in registry.servers.items() if n in used}, log_dir=log_dir)
-    async with (
-        RunbookFetcher(
-            github_token=settings.github_token,
-            runbooks_dir=settings.runbooks_dir,
-            allowed_hosts=settings.runbook_allowed_hosts,
-            allow_http=settings.runbook_allow_http,
-            allow_private_networks=settings.runbook_allow_private_networks,
-        ) as runbooks,
-        toolbox,
-    ):
+    async with contextlib.AsyncExitStack() as stack:
+        runbooks = await stack.enter_async_context(
+            RunbookFetcher(
+                github_token=settings.github_token,
+                runbooks_dir=settings.runbooks_dir,
+                allowed_hosts=settings.runbook_allowed_hosts,
+                allow_http=settings.runbook_allow_http,
+                allow_private_networks=settings.runbook_allow_private_networks,
+            )
+        )
+        stack.push_async_callback(toolbox.aclose)
+        toolbox.launch()
+        if wait_for_servers:
+            await toolbox.ready()
         yield Services(
             settings, registry.config, registry, choice, model, toolbox, runbooks, fallbacks
         )

@@ -19,7 +19,7 @@ import shutil
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -180,6 +180,10 @@ async def _wait_first(*events: asyncio.Event) -> None:
             waiter.cancel()
 
 
+async def _gather(waits: list[Coroutine[Any, Any, None]]) -> None:
+    await asyncio.gather(*waits)
+
+
 class Toolbox:
     """Starts the enabled MCP servers, keeps their sessions open, hands out their tools."""
 
@@ -211,9 +215,19 @@ class Toolbox:
         self._slots = {name: _Slot(config) for name, config in servers.items()}
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._starting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Start every enabled server concurrently; failures are recorded, not raised."""
+        """Start every enabled server concurrently and wait until each is up or has
+        failed; failures are recorded, not raised."""
+        self.launch()
+        await self.ready()
+
+    def launch(self) -> None:
+        """Start every enabled server without waiting: the caller goes on with its own
+        start-up while they come up, then awaits `ready()`."""
+        if self._starting is not None:
+            return
         waits = []
         for name, config in self._configs.items():
             if not config.enabled:
@@ -222,7 +236,12 @@ class Toolbox:
             ready = asyncio.Event()
             self._tasks.append(asyncio.create_task(self._serve(name, ready)))
             waits.append(self._wait_ready(name, ready))
-        await asyncio.gather(*waits)
+        self._starting = asyncio.create_task(_gather(waits))
+
+    async def ready(self) -> None:
+        """Wait until every launched server is up or has failed (or the toolbox closed)."""
+        if self._starting is not None:
+            await asyncio.wait((self._starting,))
 
     async def _wait_ready(self, name: str, ready: asyncio.Event) -> None:
         try:
@@ -480,6 +499,8 @@ class Toolbox:
 
     async def aclose(self) -> None:
         self._stop.set()
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()

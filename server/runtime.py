@@ -108,7 +108,11 @@ async def open_runtime(
     """Open model, MCP sessions, database, checkpoints, event log and workers; close them
     in order. `recover` resumes sessions left unfinished (the service; not the CLI)."""
     async with open_services(
-        settings, registry=registry, chat_model=chat_model, log_dir=Path("data/logs")
+        settings,
+        registry=registry,
+        chat_model=chat_model,
+        log_dir=Path("data/logs"),
+        wait_for_servers=False,  # they come up while the database opens
     ) as services:
         store, store_error = await _open_store(settings)
         write_lock = asyncio.Lock()  # one writer at a time on a SQLite file (index + checkpoints)
@@ -126,6 +130,7 @@ async def open_runtime(
                     max_concurrent=settings.max_concurrent_alerts,
                     max_queued=settings.max_queued_alerts,
                 )
+                await services.toolbox.ready()
                 await investigations.start(recover=recover)
                 retention = asyncio.create_task(
                     _retention(investigations, settings.history_retention_days)

@@ -3,12 +3,45 @@ the garbage collector stays out of the way while the program loads."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
+from graph.toolbox import Toolbox
+from tests.conftest import ops_app_config
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+async def test_launched_servers_come_up_while_the_caller_works() -> None:
+    toolbox = Toolbox(ops_app_config().mcp_servers)
+    try:
+        started = time.perf_counter()
+        toolbox.launch()
+        launched = time.perf_counter() - started
+        assert toolbox.status()["ops"].state == "starting"
+        await asyncio.sleep(0)  # the caller's own start-up would run here
+        await toolbox.ready()
+        status = toolbox.status()
+        assert status["ops"].state == "up", status["ops"].error
+        assert "get_namespace" in status["ops"].tools
+        assert set(toolbox.tools_for(["ops", "other"])) >= {"get_namespace", "list_pods"}
+        assert launched < 0.5  # launching spawns; it does not wait for the handshake
+        toolbox.launch()  # once launched, launching again starts nothing more
+        await toolbox.ready()
+        assert toolbox.status()["ops"].restarts == 0
+    finally:
+        await toolbox.aclose()
+
+
+async def test_a_toolbox_closed_before_its_servers_are_up_stops_them() -> None:
+    toolbox = Toolbox(ops_app_config().mcp_servers)
+    toolbox.launch()
+    await asyncio.wait_for(toolbox.aclose(), 30)
+    await asyncio.wait_for(toolbox.ready(), 5)  # returns at once: nothing is pending
 
 
 def test_the_collector_pauses_while_loading_then_skips_what_was_loaded() -> None:
