@@ -110,16 +110,21 @@ class Masker:
 
     def mask_text(self, text: str) -> tuple[str, int]:
         total = 0
-        if _SECRET_KIND.search(text):
-            text, count = _mask_secret_objects(text)
-            total += count
         low = text.lower()
+        if "secret" in low and _SECRET_KIND.search(text):
+            text, count = _mask_secret_objects(text)
+            low = text.lower()
+            total += count
+        present: dict[tuple[str, ...], bool] = {}  # the keyword needles serve 3 patterns
         for (pattern, replacement), needles in zip(_PATTERNS, _NEEDLES, strict=True):
-            if not any(needle in low for needle in needles):
+            if needles not in present:
+                present[needles] = any(needle in low for needle in needles)
+            if not present[needles]:
                 continue
             text, count = pattern.subn(replacement, text)
             if count:
                 low = text.lower()
+                present.clear()  # masking can remove a needle (never add one)
                 total += count
         for pattern in self.patterns:
             text, count = pattern.subn(_mask_group if pattern.groups else MASK, text)
