@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +20,7 @@ from sqlalchemy.engine import Connection
 from server.store import Store, migrate
 from tests.pg import fresh_database
 
+ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
@@ -137,3 +142,34 @@ async def test_latest_session_by_fingerprint(db_url: str) -> None:
         assert (await store.stats())["total"] == 5
     finally:
         await store.close()
+
+
+async def test_a_database_at_head_opens_without_loading_alembic(db_url: str) -> None:
+    """Alembic (about a tenth of a second to load) is needed only when the schema is behind;
+    the revision the code knows as the newest is the one the migration scripts end at."""
+    assert migrate.head_revision() == migrate.HEAD
+    store = await Store.open(db_url)  # a new database: migrated with Alembic
+    await store.close()
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from server.store import Store, migrate
+
+        async def main():
+            store = await Store.open({db_url!r})
+            print(await migrate.recorded_revision(store.engine), "alembic" in sys.modules)
+            await store.close()
+
+        asyncio.run(main())
+        """
+    )
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [migrate.HEAD, "False"]
