@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,25 +30,17 @@ from graph.services import Services
 from graph.state import AgentState, InvestigationState
 from server.eventlog import EventLog
 from server.history import fork_lineage
-from server.index_writer import IndexWriter
 from server.logging_setup import bind_agent, log_context
 from server.metrics import Metrics
+from server.session_index import SessionIndex
 from server.sessions import SessionState, now
-from server.store import DuplicateSession, SessionRecord, Store
+from server.store import DuplicateSession, Store
 
 log = logging.getLogger(__name__)
 
 
-_LIVE_ONLY = frozenset({"progress", "current_step"})
-FINISHED_IN_MEMORY = 1000  # finished sessions kept in memory; the index has them all
-
-
 class QueueFull(RuntimeError):
     """Too many investigations are running or waiting; retry later."""
-
-
-class UnknownSession(LookupError):
-    pass
 
 
 @dataclass
@@ -85,17 +76,9 @@ class Investigations:
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._reserved = 0
         self._running = 0
-        self._sessions: dict[str, SessionState] = {}
-        self._by_alert: dict[str, str] = {}
-        self._by_key: dict[str, str] = {}
-        self._by_fingerprint: dict[str, str] = {}  # the latest session per alert fingerprint
+        self.sessions = SessionIndex(store)
         self._workers: list[asyncio.Task[None]] = []
         self._model_factory = model_factory or self._build_model
-        self.store_error: str | None = None
-        self._index = IndexWriter(store, on_error=self._store_failed, on_ok=self._store_ok)
-        self._done: dict[str, asyncio.Event] = {}
-        # finished sessions kept in memory, oldest first; older ones are read from the index
-        self._finished: OrderedDict[str, None] = OrderedDict()
         self._running_ids: set[str] = set()
         self._recovery: asyncio.Task[None] | None = None
         self._key_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # key → (lock, users)
@@ -124,7 +107,7 @@ class Investigations:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
         self._workers.clear()
-        await self._index.aclose()
+        await self.sessions.aclose()
 
     async def _recover(self) -> None:
         if self.store is None:
@@ -132,10 +115,10 @@ class Investigations:
         try:
             unfinished = await self.store.unfinished_sessions()
         except Exception as exc:
-            self._store_failed(exc)
+            self.sessions.failed(exc)
             return
         for record in unfinished:
-            state = self._remember(record)
+            state = self.sessions.remember(record)
             has_checkpoint = (
                 self.saver is not None
                 and await self.saver.aget_tuple({"configurable": {"thread_id": record.session_id}})
@@ -169,7 +152,7 @@ class Investigations:
     async def _end_failed(self, state: SessionState, error: str) -> None:
         """End a session that cannot run (on), saying why: index, state, terminal event."""
         log.error("session %s failed: %s", state.session_id, error)
-        await self._update(
+        await self.sessions.update(
             state.session_id,
             durable=True,
             status="failed",
@@ -180,23 +163,7 @@ class Investigations:
         await self.events.open(state.session_id)
         event = make_event(EventType.SESSION_FAILED, agent=state.current_agent, error=error)
         await self.events.append(state.session_id, event)
-        self._settled(state.session_id)
-
-    def _settled(self, session_id: str) -> None:
-        """A session has finished: wake its waiters, and forget the oldest finished ones
-        beyond FINISHED_IN_MEMORY so a long-running service does not grow without end."""
-        self._done.setdefault(session_id, asyncio.Event()).set()
-        self._finished[session_id] = None
-        self._finished.move_to_end(session_id)
-        while len(self._finished) > FINISHED_IN_MEMORY:
-            old, _ = self._finished.popitem(last=False)
-            state = self._sessions.pop(old, None)
-            self._done.pop(old, None)
-            if state is not None:
-                self._by_alert.pop(state.alert_id, None)
-            for index in (self._by_key, self._by_fingerprint):
-                for key in [k for k, sid in index.items() if sid == old]:
-                    del index[key]
+        self.sessions.settled(state.session_id)
 
     # --- submitting -----------------------------------------------------------------
 
@@ -226,14 +193,14 @@ class Investigations:
         self._key_locks[idempotency_key] = (lock, users + 1)
         async with lock:
             try:
-                existing = await self._find_by_key(idempotency_key)
+                existing = await self.sessions.for_key(idempotency_key)
                 if existing is None:
                     try:
                         return await self._submit(alert, idempotency_key, source, fingerprint)
                     except DuplicateSession as duplicate:  # another replica won the race
                         if duplicate.field != "idempotency_key" or duplicate.existing is None:
                             raise
-                        existing = self._remember(duplicate.existing)
+                        existing = self.sessions.remember(duplicate.existing)
             finally:
                 lock, users = self._key_locks[idempotency_key]
                 if users == 1:
@@ -255,16 +222,12 @@ class Investigations:
                 model=self.services.model_choice.label,
             )
             data = alert.to_state()
-            await self._create(
+            await self.sessions.create(
                 state, data, idempotency_key=idempotency_key, fingerprint=fingerprint
             )
         except BaseException:
             self._reserved -= 1
             raise
-        if idempotency_key:
-            self._by_key[idempotency_key] = state.session_id
-        if fingerprint:
-            self._by_fingerprint[fingerprint] = state.session_id
         await self.events.open(state.session_id)
         self._queue.put_nowait(Job(state.session_id, data))
         return state, True
@@ -280,8 +243,8 @@ class Investigations:
         """Re-run a session from one of its checkpoints as a new, linked session."""
         if self.saver is None:
             raise ValueError("replay needs the history (HISTORY_ENABLED=true)")
-        parent = await self.session(session_id)
-        record = await self._record(session_id)
+        parent = await self.sessions.get(session_id)
+        record = await self.sessions.record(session_id)
         alert_data = record.alert_data if record is not None else {}
         built_model, model_name = self._model_factory(model) if model else (None, None)
         self.metrics.alert_received("replay")
@@ -300,7 +263,7 @@ class Investigations:
                 checkpoint_id=checkpoint_id,
                 edit=_state_editor(state_changes) if state_changes else None,
             )
-            await self._create(
+            await self.sessions.create(
                 new, alert_data, parent_session_id=session_id, parent_checkpoint_id=checkpoint_id
             )
         except BaseException:
@@ -329,7 +292,7 @@ class Investigations:
                     await self._run(job)
             except Exception as exc:
                 log.exception("session %s: unexpected failure", job.session_id)
-                state = self._sessions.get(job.session_id)
+                state = self.sessions.held(job.session_id)
                 if state is not None and state.status not in ("completed", "failed"):
                     with contextlib.suppress(Exception):  # not "processing" until a restart
                         await self._end_failed(state, f"unexpected failure: {exc!r}")
@@ -340,10 +303,10 @@ class Investigations:
 
     async def _run(self, job: Job) -> None:
         sid = job.session_id
-        state = self._sessions[sid]
+        state = await self.sessions.get(sid)
         bind_agent(state.current_agent)  # known already when resuming
         state.status = "processing"
-        await self._update(sid, status="processing")
+        await self.sessions.update(sid, status="processing")
 
         terminal: list[dict[str, Any]] = []
 
@@ -373,7 +336,7 @@ class Investigations:
                 terminal.append(event)  # published once the index says so too
                 return
             bind_agent(event.get("agent"))  # from agent_selected on: on every log line
-            await self._update(sid, **await publish(event))
+            await self.sessions.update(sid, **await publish(event))
 
         context = self.services.context(model=job.model, model_name=job.model_name)
         values = await run_investigation(
@@ -382,14 +345,14 @@ class Investigations:
         await self._finish(state, values)
         for event in terminal:
             await publish(event)
-        self._settled(sid)
+        self.sessions.settled(sid)
 
     async def missing_terminal_event(self, session_id: str) -> dict[str, Any] | None:
         """The terminal event of a session the index says finished but which no worker here
         is running (its event was lost to a crash); None while it may still run."""
         if session_id in self._running_ids:
             return None
-        record = await self._record(session_id)
+        record = await self.sessions.record(session_id)
         if record is None or record.status not in ("completed", "failed"):
             return None
         kind = (
@@ -407,8 +370,7 @@ class Investigations:
 
     async def wait(self, session_id: str) -> SessionState:
         """Wait until a session this process runs has finished."""
-        await self._done.setdefault(session_id, asyncio.Event()).wait()
-        return self._sessions[session_id]
+        return await self.sessions.wait(session_id)
 
     async def _finish(self, state: SessionState, values: dict[str, Any]) -> None:
         """Write the outcome to the index first, then show it (status, terminal event), so
@@ -423,7 +385,7 @@ class Investigations:
             status, progress = "failed", state.progress
             error = values.get("error") or "unknown failure"
             fields = {"error_message": error}
-        await self._update(
+        await self.sessions.update(
             state.session_id,
             durable=True,
             status=status,
@@ -437,129 +399,22 @@ class Investigations:
         state.status, state.progress, state.current_step = status, progress, status
         state.result, state.error = result, error
 
-    # --- index ------------------------------------------------------------------------
+    # --- lookups ----------------------------------------------------------------------
 
-    def _remember(self, record: SessionRecord) -> SessionState:
-        state = SessionState(
-            session_id=record.session_id,
-            alert_id=record.alert_id,
-            alert_type=record.alert_type,
-            status=record.status,
-            progress=record.progress,
-            current_step=record.current_step or record.status,
-            current_agent=record.agent_type,
-            assigned_mcp_servers=list(record.assigned_mcp_servers or []),
-            iteration=record.iterations or 0,
-            result=record.result_markdown,
-            error=record.error_message,
-            model=record.model,
-            timestamp=record.updated_at or now(),
-        )
-        self._sessions[record.session_id] = state
-        self._by_alert[record.alert_id] = record.session_id
-        if record.status in ("completed", "failed"):
-            self._settled(record.session_id)
-        return state
-
-    async def _create(self, state: SessionState, alert_data: dict[str, Any], **extra: Any) -> None:
-        self._sessions[state.session_id] = state
-        self._by_alert[state.alert_id] = state.session_id
-        if self.store is None:
-            return
-        try:
-            await self.store.create_session(
-                session_id=state.session_id,
-                alert_id=state.alert_id,
-                alert_type=state.alert_type,
-                alert_data=alert_data,
-                model=state.model,
-                **extra,
-            )
-        except DuplicateSession:
-            raise
-        except Exception as exc:
-            self._store_failed(exc)
-
-    async def _update(self, session_id: str, *, durable: bool = False, **fields: Any) -> None:
-        """Write index columns: coalesced with other updates (server/index_writer.py), or
-        at once when `durable`. Progress alone is not worth a write at all: it is live in
-        memory (what /processing-status reads) and reaches the index with the next real
-        change and at the end."""
-        if set(fields) <= _LIVE_ONLY:  # nothing, or progress only
-            return
-        self._index.update(session_id, fields)
-        if durable:
-            await self._index.flush()
-
-    def _store_ok(self) -> None:
-        self.store_error = None
-
-    def _store_failed(self, exc: Exception) -> None:
-        if self.store_error is None:
-            log.error("session index unavailable, continuing without it: %s", exc)
-        self.store_error = f"{type(exc).__name__}: {exc}"
-
-    async def _record(self, session_id: str) -> SessionRecord | None:
-        if self.store is None:
-            return None
-        try:
-            return await self.store.get_session(session_id)
-        except Exception as exc:
-            self._store_failed(exc)
-            return None
-
-    async def _find_by_key(self, key: str) -> SessionState | None:
-        if key in self._by_key:
-            return self._sessions.get(self._by_key[key])
-        if self.store is not None:
-            try:
-                record = await self.store.get_session_by_idempotency_key(key)
-            except Exception as exc:
-                self._store_failed(exc)
-                return None
-            if record is not None:
-                return self._sessions.get(record.session_id) or self._remember(record)
-        return None
+    @property
+    def store_error(self) -> str | None:
+        """Why the session index is unavailable, while it is."""
+        return self.sessions.error
 
     async def session(self, session_id: str) -> SessionState:
         """A session by id (memory first, then the index); raises UnknownSession."""
-        if session_id in self._sessions:
-            return self._sessions[session_id]
-        record = await self._record(session_id)
-        if record is None:
-            raise UnknownSession(session_id)
-        return self._remember(record)
+        return await self.sessions.get(session_id)
 
     async def session_for_alert(self, alert_id: str) -> SessionState:
-        if alert_id in self._by_alert:
-            return self._sessions[self._by_alert[alert_id]]
-        record = None
-        if self.store is not None:
-            try:
-                record = await self.store.get_session_by_alert_id(alert_id)
-            except Exception as exc:
-                self._store_failed(exc)
-        if record is None:
-            raise UnknownSession(alert_id)
-        return self._remember(record)
+        return await self.sessions.for_alert(alert_id)
 
     async def session_for_fingerprint(self, fingerprint: str) -> SessionState | None:
-        """The latest session of an alert fingerprint: memory first (this process, also
-        when the database is down), then the index (sessions from before a restart)."""
-        session_id = self._by_fingerprint.get(fingerprint)
-        if session_id is not None and session_id in self._sessions:
-            return self._sessions[session_id]
-        if self.store is None:
-            return None
-        try:
-            record = await self.store.latest_session_by_fingerprint(fingerprint)
-        except Exception as exc:
-            self._store_failed(exc)
-            return None
-        if record is None:
-            return None
-        self._by_fingerprint[fingerprint] = record.session_id
-        return self._sessions.get(record.session_id) or self._remember(record)
+        return await self.sessions.for_fingerprint(fingerprint)
 
     def load(self) -> dict[str, int]:
         return {
@@ -575,7 +430,7 @@ class Investigations:
             return 0
         removed = await self.store.prune(now() - timedelta(days=days))
         for session_id in removed:
-            self._sessions.pop(session_id, None)
+            self.sessions.forget(session_id)
             if self.saver is not None:
                 await self.saver.adelete_thread(session_id)
         return len(removed)

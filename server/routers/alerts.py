@@ -8,8 +8,9 @@ from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 
 from graph.alert import Alert
 from server.deps import RuntimeDep
-from server.manager import QueueFull, UnknownSession
+from server.manager import QueueFull
 from server.schemas import AlertAccepted, ProcessingStatus
+from server.session_index import UnknownSession
 from server.sessions import SessionState
 
 router = APIRouter(tags=["alerts"])

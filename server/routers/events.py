@@ -12,7 +12,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from graph.events import EventType, make_event
 from server.deps import RuntimeDep
-from server.manager import UnknownSession
+from server.session_index import UnknownSession
 
 router = APIRouter(tags=["events"])
 

@@ -19,7 +19,7 @@ from server.history import (
     load_checkpoints,
     load_interactions,
 )
-from server.manager import QueueFull, UnknownSession
+from server.manager import QueueFull
 from server.routers.alerts import RETRY_AFTER_SECONDS, accepted
 from server.runtime import ServiceRuntime
 from server.schemas import (
@@ -32,6 +32,7 @@ from server.schemas import (
     SessionList,
     SessionSummary,
 )
+from server.session_index import UnknownSession
 from server.store import SessionRecord, Store
 
 router = APIRouter(prefix="/api/v1/history", tags=["history"])

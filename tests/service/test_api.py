@@ -169,12 +169,12 @@ async def test_concurrent_retries_with_one_idempotency_key_get_one_session(servi
 async def test_finished_sessions_leave_memory_but_stay_readable(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr("server.manager.FINISHED_IN_MEMORY", 2)
+    monkeypatch.setattr("server.session_index.FINISHED_IN_MEMORY", 2)
     accepted = []
     for _ in range(4):
         accepted.append(await service.submit())
         await service.wait_done(accepted[-1]["alert_id"])
     investigations = service.app.state.runtime.investigations
-    assert len(investigations._sessions) <= 2  # a long-running service stays bounded
+    assert len(investigations.sessions) <= 2  # a long-running service stays bounded
     first = (await service.client.get(accepted[0]["status_url"])).json()
     assert first["status"] == "completed" and first["session_id"] == accepted[0]["session_id"]
