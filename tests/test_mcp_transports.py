@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 
 from graph.config import AppConfig
+from graph.mcp_launch import expand, resolve_command, resolved
 from graph.scripted_model import ScriptedChatModel, calls, tool_call
-from graph.toolbox import ServerUnavailable, Toolbox, expand, resolve_command, resolved
+from graph.toolbox import ServerUnavailable, Toolbox
 from tests.conftest import SERVERS, ops_app_config
 from tests.test_graph import final, investigate, partial
 

@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 import pytest
 
 from graph.config import MCPServerConfig, load_config
-from graph.toolbox import Toolbox, resolve_command
+from graph.mcp_launch import resolve_command
+from graph.toolbox import Toolbox
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "examples" / "mcp" / "observability.yaml"
