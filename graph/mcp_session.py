@@ -1,4 +1,6 @@
-"""MCP client sessions whose tool results are checked against compiled output schemas.
+"""How a session to one MCP server is opened: over stdio (the server's stderr to a log
+file, its end noticed at once) or HTTP, as a session that checks tool results against
+compiled output schemas.
 
 The MCP SDK validates a tool's structured result against the tool's output schema on
 every call, and its `jsonschema.validate` checks the schema itself against the
@@ -12,12 +14,20 @@ clients are imported on first use: the CLI's start-up time matters."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
-from mcp import ClientSession, types
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp import ClientSession, StdioServerParameters, types
+from mcp.client.stdio import stdio_client
+from mcp.shared.message import SessionMessage
+
+from graph.config import MCPServerConfig
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -104,3 +114,69 @@ async def open_http_session(
             yield session
     else:
         raise ValueError(f"not an HTTP transport: {transport!r}")
+
+
+@contextlib.asynccontextmanager
+async def open_session(
+    name: str, config: MCPServerConfig, lost: asyncio.Event, *, log_dir: Path | None
+) -> AsyncIterator[ClientSession]:
+    """An initialized session to server `name` (`config` resolved); `lost` is set when a
+    stdio server's output ends, so a crash is noticed even between calls. A stdio server's
+    stderr goes to `log_dir/mcp-<name>.log` (nowhere without `log_dir`)."""
+    if config.transport != "stdio":
+        assert config.url is not None
+        async with open_http_session(config.transport, config.url, dict(config.headers)) as session:
+            await session.initialize()
+            yield session
+        return
+    assert config.command is not None
+    params = StdioServerParameters(
+        command=config.command,
+        args=list(config.args),
+        env=config.child_env(),
+        cwd=config.cwd,
+    )
+    with _errlog(name, log_dir) as errlog:
+        async with stdio_client(params, errlog=errlog) as (read, write):
+            # The server's stdout passes through a pump that sets `lost` at end of file.
+            send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+            async with anyio.create_task_group() as group:
+                group.start_soon(_pump, read, send, lost)
+                try:
+                    async with ValidatingSession(receive, write) as session:
+                        await session.initialize()
+                        yield session
+                finally:
+                    group.cancel_scope.cancel()
+
+
+async def _pump(
+    read: MemoryObjectReceiveStream[SessionMessage | Exception],
+    send: MemoryObjectSendStream[SessionMessage | Exception],
+    lost: asyncio.Event,
+) -> None:
+    try:
+        async with send:
+            async for item in read:
+                await send.send(item)
+    except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+        pass
+    finally:
+        lost.set()
+
+
+@contextlib.contextmanager
+def _errlog(name: str, log_dir: Path | None) -> Iterator[TextIO]:
+    """The server's stderr goes to a log file, never over the user's terminal."""
+    handle: TextIO
+    if log_dir is None:
+        handle = open(  # noqa: SIM115 - closed below
+            "/dev/null", "w"
+        )
+    else:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handle = (log_dir / f"mcp-{name}.log").open("a")
+    try:
+        yield handle
+    finally:
+        handle.close()

@@ -15,25 +15,22 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal
 
 import anyio
 import httpx
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from langchain_core.tools import BaseTool
 from langchain_mcp_adapters.tools import load_mcp_tools
-from mcp import ClientSession, McpError, StdioServerParameters
-from mcp.client.stdio import stdio_client
-from mcp.shared.message import SessionMessage
+from mcp import ClientSession, McpError
 from mcp.types import CONNECTION_CLOSED
 
 from graph.config import MCPServerConfig
 from graph.masking import Masker
 from graph.mcp_launch import resolved
-from graph.mcp_session import ValidatingSession, open_http_session
+from graph.mcp_session import open_session
 from graph.policy import blocked_reason
 
 log = logging.getLogger(__name__)
@@ -207,9 +204,9 @@ class Toolbox:
                 lost = slot.lost = asyncio.Event()
                 was_up, error = False, self._exit_reason(name)
                 try:
-                    async with contextlib.AsyncExitStack() as stack:
-                        opened = self._open(name, resolved(slot.config), stack, lost)
-                        session = await stack.enter_async_context(opened)
+                    async with open_session(
+                        name, resolved(slot.config), lost, log_dir=self._log_dir
+                    ) as session:
                         await self._load(name, session)
                         slot.generation, slot.revivals = slot.generation + 1, 0
                         was_up = True
@@ -302,74 +299,6 @@ class Toolbox:
     async def _notify(slot: _Slot) -> None:
         async with slot.changed:
             slot.changed.notify_all()
-
-    @contextlib.asynccontextmanager
-    async def _open(
-        self,
-        name: str,
-        config: MCPServerConfig,
-        stack: contextlib.AsyncExitStack,
-        lost: asyncio.Event,
-    ) -> AsyncIterator[ClientSession]:
-        if config.transport != "stdio":
-            assert config.url is not None
-            async with open_http_session(
-                config.transport, config.url, dict(config.headers)
-            ) as session:
-                await session.initialize()
-                yield session
-            return
-        assert config.command is not None
-        params = StdioServerParameters(
-            command=config.command,
-            args=list(config.args),
-            env=config.child_env(),
-            cwd=config.cwd,
-        )
-        errlog = stack.enter_context(self._errlog(name))
-        async with stdio_client(params, errlog=errlog) as (read, write):
-            # The server's stdout passes through a pump that sets `lost` at end of file,
-            # so a crash is noticed (and the server restarted) even between calls.
-            send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._pump, read, send, lost)
-                try:
-                    async with ValidatingSession(receive, write) as session:
-                        await session.initialize()
-                        yield session
-                finally:
-                    group.cancel_scope.cancel()
-
-    @staticmethod
-    async def _pump(
-        read: MemoryObjectReceiveStream[SessionMessage | Exception],
-        send: MemoryObjectSendStream[SessionMessage | Exception],
-        lost: asyncio.Event,
-    ) -> None:
-        try:
-            async with send:
-                async for item in read:
-                    await send.send(item)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
-        finally:
-            lost.set()
-
-    @contextlib.contextmanager
-    def _errlog(self, name: str) -> Iterator[TextIO]:
-        """The server's stderr goes to a log file, never over the user's terminal."""
-        handle: TextIO
-        if self._log_dir is None:
-            handle = open(  # noqa: SIM115 - closed below
-                "/dev/null", "w"
-            )
-        else:
-            self._log_dir.mkdir(parents=True, exist_ok=True)
-            handle = (self._log_dir / f"mcp-{name}.log").open("a")
-        try:
-            yield handle
-        finally:
-            handle.close()
 
     async def invoke(self, server: str, call: dict[str, Any], *, time_limit: float) -> ToolOutcome:
         """Run a tool call (`{"name", "args", "id"}`) through the server's session, each
