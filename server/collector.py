@@ -22,7 +22,11 @@ def pause() -> None:
 
 
 def settle() -> None:
-    """Call once the program has loaded, before it starts its work."""
+    """Call once the program has loaded, before it starts its work. Does nothing unless
+    `pause()` paused the collector (a command run in another program's process, as tests
+    do, leaves that process's collector alone)."""
+    if gc.isenabled():
+        return
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)

@@ -52,6 +52,8 @@ def test_the_collector_pauses_while_loading_then_skips_what_was_loaded() -> None
         import gc
         from server import collector
 
+        collector.settle()  # not paused: nothing to settle
+        print(gc.get_freeze_count(), gc.get_threshold()[0])
         collector.pause()
         before = gc.get_count()[0]
         import langgraph.graph, langchain_core.messages  # the program loading
@@ -64,6 +66,7 @@ def test_the_collector_pauses_while_loading_then_skips_what_was_loaded() -> None
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
-    while_loading, once_loaded = out.stdout.splitlines()
+    not_paused, while_loading, once_loaded = out.stdout.splitlines()
+    assert not_paused == "0 700"
     assert while_loading == "False True"  # allocations counted, none collected
     assert once_loaded == "True True 10000"
