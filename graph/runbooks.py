@@ -46,11 +46,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
 from graph.netguard import BlockedAddress, CheckedTransport, blocked_reason, normalize_host
+from graph.runbook_urls import (
+    DEFAULT_ALLOWED_HOSTS,
+    DEFAULT_PORTS,
+    DEFAULT_RAW_BASE_URL,
+    display_url,
+    github_raw_url,
+    origin_of,
+    parse_allowed_hosts,
+)
 
 __all__ = [
     "DEFAULT_ALLOWED_HOSTS",
@@ -65,20 +74,12 @@ __all__ = [
     "parse_allowed_hosts",
 ]
 
-DEFAULT_RAW_BASE_URL = "https://raw.githubusercontent.com"
 #: Hosts that receive the GitHub token (over https only); see ``RunbookFetcher``.
 GITHUB_HOSTS = frozenset({"github.com", "raw.githubusercontent.com", "api.github.com"})
-#: The default ``RUNBOOK_ALLOWED_HOSTS``.
-DEFAULT_ALLOWED_HOSTS = ("github.com", "raw.githubusercontent.com")
 MAX_REDIRECTS = 5
 
-_GITHUB_WEB_HOSTS = frozenset({"github.com", "www.github.com"})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _USER_AGENT = "sre-agent-runbook-fetcher"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-#: (scheme, host, port): one origin runbooks may be fetched from.
-Origin = tuple[str, str, int]
 
 
 @dataclass(frozen=True)
@@ -99,96 +100,8 @@ class RunbookError(Exception):
         super().__init__(" ".join(message.split()))
 
 
-def github_raw_url(url: str, raw_base_url: str = DEFAULT_RAW_BASE_URL) -> str:
-    """Return the raw-content URL for a GitHub file page URL; other URLs are returned as is.
-
-    ``https://github.com/<owner>/<repo>/blob/<ref>/<path>`` (or ``/raw/``) becomes
-    ``<raw_base_url>/<owner>/<repo>/<ref>/<path>``; query (e.g. ``?plain=1``) and fragment
-    (e.g. ``#L10``) are dropped. GitHub URLs of other shapes, raw.githubusercontent.com
-    URLs and all other URLs come back unchanged.
-    """
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return url
-    if parts.scheme.lower() not in ("http", "https"):
-        return url
-    if (parts.hostname or "").lower() not in _GITHUB_WEB_HOSTS:
-        return url
-    segments = parts.path.split("/")
-    # ["", owner, repo, "blob"|"raw", ref, *path]
-    if len(segments) < 6 or segments[3] not in ("blob", "raw"):
-        return url
-    owner, repo, rest = segments[1], segments[2], segments[4:]
-    if not owner or not repo or not all(rest):
-        return url
-    return "/".join([raw_base_url.rstrip("/"), owner, repo, *rest])
-
-
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    default_port = {"http": 80, "https": 443}.get(url.scheme)
-    return (url.scheme, url.host, url.port or default_port)
-
-
-def _display(url: httpx.URL | str) -> str:
-    """URL for messages, without any user:password part."""
-    try:
-        parts = urlsplit(str(url))
-    except ValueError:
-        return str(url)
-    if "@" not in parts.netloc:
-        return str(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
 def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
-
-
-# -- which origins and addresses may be fetched ----------------------------------------
-
-
-def parse_allowed_hosts(entries: Iterable[str], *, allow_http: bool = False) -> frozenset[Origin]:
-    """The origins ``RUNBOOK_ALLOWED_HOSTS`` entries allow; ``ValueError`` names a bad entry.
-
-    * ``host`` allows ``https://host`` (port 443); ``host:port`` allows that port.
-    * ``http://host[:port]`` allows plain http to that host (port 80 unless given), and only
-      http; ``https://host[:port]`` is the same as ``host[:port]``.
-    * ``allow_http`` (``RUNBOOK_ALLOW_HTTP``) adds, for each https origin, the http origin
-      on port 80 (bare host) or on the port given.
-
-    Host names match exactly (no wildcards, no subdomains). Empty entries are ignored, so
-    an empty list allows no URL at all (local runbooks only).
-    """
-    origins: set[Origin] = set()
-    for raw in entries:
-        entry = raw.strip()
-        if not entry:
-            continue
-        scheme = None
-        rest = entry
-        if "://" in entry:
-            scheme, _, rest = entry.partition("://")
-            scheme = scheme.lower()
-            if scheme not in _DEFAULT_PORTS:
-                raise ValueError(f"runbook host {entry!r}: the scheme must be http or https")
-        try:
-            parts = urlsplit("//" + rest)
-            port = parts.port
-        except ValueError as exc:
-            raise ValueError(f"runbook host {entry!r}: {exc}") from exc
-        if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
-            raise ValueError(f"runbook host {entry!r}: give a host[:port], not a URL path")
-        host = normalize_host(parts.hostname or "")
-        if not host or "*" in host:
-            raise ValueError(f"runbook host {entry!r}: expected host, host:port or http://host")
-        if scheme == "http":
-            origins.add(("http", host, port or 80))
-            continue
-        origins.add(("https", host, port or 443))
-        if allow_http:
-            origins.add(("http", host, port or 80))
-    return frozenset(origins)
 
 
 class RunbookFetcher:
@@ -232,7 +145,7 @@ class RunbookFetcher:
         self._timeout = timeout
         self._max_bytes = max_bytes
         self._raw_base_url = raw_base_url.rstrip("/")
-        self._raw_origin = _origin(httpx.URL(self._raw_base_url))
+        self._raw_origin = origin_of(httpx.URL(self._raw_base_url))
         self._allowed = parse_allowed_hosts(allowed_hosts, allow_http=allow_http)
         self._allow_private = allow_private_networks
         self._transport = transport
@@ -302,21 +215,21 @@ class RunbookFetcher:
             return False
         if url.scheme == "https" and url.host in GITHUB_HOSTS:
             return True
-        return _origin(url) == self._raw_origin
+        return origin_of(url) == self._raw_origin
 
     def _is_github(self, url: httpx.URL) -> bool:
-        return url.host in GITHUB_HOSTS or _origin(url) == self._raw_origin
+        return url.host in GITHUB_HOSTS or origin_of(url) == self._raw_origin
 
     def _check_allowed(self, url: httpx.URL, redirected_from: httpx.URL | None = None) -> None:
         """Refuse a URL (or redirect target) whose origin ``allowed_hosts`` does not allow."""
         scheme = url.scheme
         host = normalize_host(url.host)
-        port = url.port or _DEFAULT_PORTS.get(scheme)
+        port = url.port or DEFAULT_PORTS.get(scheme)
         if port is not None and (scheme, host, port) in self._allowed:
             return
-        shown = _display(url)
+        shown = display_url(url)
         if redirected_from is not None:
-            shown = f"{shown} (redirected from {_display(redirected_from)})"
+            shown = f"{shown} (redirected from {display_url(redirected_from)})"
         ports = sorted(p for s, h, p in self._allowed if h == host and s == scheme)
         if scheme == "http" and any(h == host and s == "https" for s, h, _ in self._allowed):
             why = (
@@ -333,16 +246,16 @@ class RunbookFetcher:
         try:
             url = httpx.URL(url_text)
         except httpx.InvalidURL as exc:
-            raise RunbookError(f"invalid runbook URL {_display(url_text)}: {exc}") from exc
+            raise RunbookError(f"invalid runbook URL {display_url(url_text)}: {exc}") from exc
         if not url.host:
-            raise RunbookError(f"invalid runbook URL (no host): {_display(url)}")
+            raise RunbookError(f"invalid runbook URL (no host): {display_url(url)}")
         self._check_allowed(url)
         try:
             async with asyncio.timeout(self._timeout):
                 return await self._follow(url)
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise RunbookError(
-                f"timed out after {self._timeout:g}s fetching runbook: {_display(url)}"
+                f"timed out after {self._timeout:g}s fetching runbook: {display_url(url)}"
             ) from exc
 
     async def _follow(self, url: httpx.URL) -> tuple[str, bytes]:
@@ -365,34 +278,36 @@ class RunbookFetcher:
             except httpx.TimeoutException:
                 raise
             except BlockedAddress as exc:
-                raise RunbookError(f"refusing runbook URL {_display(url)}: {exc}") from exc
+                raise RunbookError(f"refusing runbook URL {display_url(url)}: {exc}") from exc
             except httpx.UnsupportedProtocol as exc:
-                raise RunbookError(f"unsupported URL scheme: {_display(url)}") from exc
+                raise RunbookError(f"unsupported URL scheme: {display_url(url)}") from exc
             except httpx.TransportError as exc:
                 raise RunbookError(
                     f"could not fetch runbook from {url.host}: {_describe(exc)}"
                 ) from exc
-        raise RunbookError(f"too many redirects (more than {MAX_REDIRECTS}): {_display(url)}")
+        raise RunbookError(f"too many redirects (more than {MAX_REDIRECTS}): {display_url(url)}")
 
     def _redirect_target(self, resp: httpx.Response) -> httpx.URL:
         location = resp.headers.get("Location")
         if not location:
             raise RunbookError(
-                f"HTTP {resp.status_code} redirect without a Location: {_display(resp.url)}"
+                f"HTTP {resp.status_code} redirect without a Location: {display_url(resp.url)}"
             )
         try:
             target = resp.url.join(location)
         except httpx.InvalidURL as exc:
-            raise RunbookError(f"invalid redirect from {_display(resp.url)}: {exc}") from exc
+            raise RunbookError(f"invalid redirect from {display_url(resp.url)}: {exc}") from exc
         if target.scheme not in ("http", "https"):
-            raise RunbookError(f"refusing redirect to a non-http(s) URL from {_display(resp.url)}")
+            raise RunbookError(
+                f"refusing redirect to a non-http(s) URL from {display_url(resp.url)}"
+            )
         return target
 
     def _check_status(self, resp: httpx.Response) -> None:
         code, url = resp.status_code, resp.url
         if 200 <= code < 300:
             return
-        shown = _display(url)
+        shown = display_url(url)
         if code == 404:
             hint = ""
             if self._is_github(url) and self._token is None:
@@ -411,7 +326,7 @@ class RunbookFetcher:
 
     async def _read_body(self, resp: httpx.Response) -> bytes:
         too_big = RunbookError(
-            f"runbook is larger than the {self._max_bytes}-byte limit: {_display(resp.url)}"
+            f"runbook is larger than the {self._max_bytes}-byte limit: {display_url(resp.url)}"
         )
         declared = resp.headers.get("Content-Length", "")
         identity = "Content-Encoding" not in resp.headers  # else the length is compressed

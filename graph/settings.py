@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from graph.runbooks import DEFAULT_ALLOWED_HOSTS, parse_allowed_hosts
+from graph.runbook_urls import DEFAULT_ALLOWED_HOSTS, parse_allowed_hosts
 
 
 class Settings(BaseSettings):
