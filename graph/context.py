@@ -33,6 +33,9 @@ class Context:
     """Each tool result is capped to this many bytes before it enters the state."""
     tool_timeout: float = 60.0
     """Seconds one MCP tool call may take."""
+    model_timeout: float = 120.0
+    """Seconds one model request may take (LLM_TIMEOUT). The final analysis gets at least
+    this long, even when the time budget is spent."""
     runbook_max_chars: int = 24_000
     """Runbook text kept for prompts (the full size and hash are recorded)."""
     bindings: ModelBindings = field(default_factory=ModelBindings)

@@ -49,6 +49,7 @@ class Services:
             runbooks=self.runbooks,
             tool_output_max_bytes=self.settings.tool_output_max_bytes,
             tool_timeout=self.settings.tool_timeout,
+            model_timeout=self.settings.llm_timeout,
             bindings=self.bindings,
         )
 

@@ -1,7 +1,13 @@
-"""`final_analysis`: write the root-cause analysis with evidence and remediation."""
+"""`final_analysis`: write the root-cause analysis with evidence and remediation.
+
+It gets what is left of the time budget, and at least one model request's time
+(`Context.model_timeout`) when the budget is spent. A model that has not written it by then
+is abandoned: the session ends with the findings so far, at low confidence, and a
+`degraded` event says why."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -10,7 +16,7 @@ from graph.analysis import RootCauseAnalysis
 from graph.context import Context
 from graph.events import EventType, emit
 from graph.state import AgentState, Evidence, FinalAnalysis, StopReason
-from nodes._llm import call_model, messages_for
+from nodes._llm import call_model_within, messages_for, time_left
 
 STOP_NOTES: dict[str, str] = {
     "max_iterations": "The investigation reached its iteration limit: no more tools can be "
@@ -57,9 +63,13 @@ async def final_analysis(state: AgentState, runtime: Runtime[Context]) -> dict[s
         results=state.get("results", []),
     )
     runnable = ctx.with_schema(RootCauseAnalysis)
-    result, record = await call_model(
-        runnable, messages, ctx=ctx, step="final_analysis", iteration=iteration
+    limit = max(time_left(spec, state.get("started_at")), ctx.model_timeout)
+    answered = await call_model_within(
+        limit, runnable, messages, ctx=ctx, step="final_analysis", iteration=iteration
     )
+    if answered is None:
+        return _unwritten(state, runtime, limit, stop_reason)
+    result, record = answered
     parsed = result["parsed"]
     known = {call["ref"] for call in state.get("tool_calls", [])}
     if isinstance(parsed, RootCauseAnalysis):
@@ -99,3 +109,31 @@ async def final_analysis(state: AgentState, runtime: Runtime[Context]) -> dict[s
         "tokens": record["usage"]["total_tokens"],
         "results": [],
     }
+
+
+def _unwritten(
+    state: AgentState, runtime: Runtime[Context], limit: float, stop_reason: StopReason
+) -> dict[str, Any]:
+    """The model did not write the analysis in time: end with what is known."""
+    spec = runtime.context.registry.agents[state["agent"]]
+    iteration = state.get("iteration", 0)
+    notes = state.get("notes", "").strip() or "(none were written)"
+    analysis: FinalAnalysis = {
+        "summary": f"The model did not write the final analysis within {limit:g} s. "
+        f"The findings so far:\n\n{notes}",
+        "root_cause": "Not determined: the final analysis was not written in time.",
+        "evidence": [],
+        "remediation": [],
+        "confidence": "low",
+        "stop_reason": stop_reason,
+        "iterations": iteration,
+    }
+    say = partial(emit, runtime.stream_writer, agent=spec.name, iteration=iteration)
+    say(
+        EventType.DEGRADED,
+        step="final_analysis",
+        message=f"the model did not write the final analysis within {limit:g} s; "
+        "the session ends with the findings so far",
+    )
+    say(EventType.FINAL_ANALYSIS, step="final_analysis", analysis=analysis)
+    return {"analysis": analysis, "status": "completed", "results": []}

@@ -381,6 +381,47 @@ async def test_the_time_budget_cuts_a_model_call_that_outlasts_it(make_context, 
     ]
 
 
+class SlowToConclude(ScriptedChatModel):
+    """Answers at once, except the final analysis, which takes far longer than allowed."""
+
+    async def _agenerate(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        tools = [t["function"]["name"] for t in kw.get("tools") or []]
+        if tools == ["RootCauseAnalysis"]:
+            await asyncio.sleep(60)
+        return await super()._agenerate(messages, stop, run_manager, **kw)
+
+
+async def test_a_final_analysis_not_written_in_time_ends_with_the_findings(
+    make_context, sample_alert
+):
+    """With the time budget spent, the final analysis still gets one model request's time
+    (`model_timeout`); a model that takes longer is abandoned, and the session ends with
+    the running notes, at low confidence, saying so."""
+    # iteration 1 (two model calls) fits the budget; iteration 2 does not
+    model = SlowToConclude(responder=never_concludes, latency=0.15)
+    config = ops_app_config(max_duration=0.5, max_iterations=10)
+    context = make_context(model, config=config, model_timeout=1.0)
+    started = time.monotonic()
+    values, events = await investigate(context, sample_alert)
+
+    assert time.monotonic() - started < 30  # the 60 s answer was not waited for
+    assert values["status"] == "completed"
+    analysis = values["analysis"]
+    assert analysis["stop_reason"] == "max_duration"
+    assert analysis["confidence"] == "low"
+    assert analysis["root_cause"] == "Not determined: the final analysis was not written in time."
+    assert "within 1 s" in analysis["summary"] and "still looking" in analysis["summary"]
+    warnings = [e["data"]["message"] for e in events if e["type"] == "degraded"]
+    assert warnings[-1] == (
+        "the model did not write the final analysis within 1 s; "
+        "the session ends with the findings so far"
+    )
+    finals = [e for e in events if e["type"] == "final_analysis"]
+    assert [e["data"]["analysis"] for e in finals] == [analysis]
+
+
 async def test_results_are_masked_and_blocked_calls_recorded(make_context, sample_alert):
     model = ScriptedChatModel(
         script=[
