@@ -349,20 +349,22 @@ async def test_time_budget_forces_the_final_analysis(make_context, sample_alert)
     assert "used its time budget" in model.requests[-1].text
 
 
-class SlowToAnalyse(ScriptedChatModel):
-    """Answers at once, except partial analyses, which take far longer than any budget."""
+class SlowToAnswer(ScriptedChatModel):
+    """Answers at once, except when asked for `slow_schema`: that takes far longer than allowed."""
+
+    slow_schema: str = "PartialAnalysis"
 
     async def _agenerate(
         self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
     ) -> ChatResult:
         tools = [t["function"]["name"] for t in kw.get("tools") or []]
-        if tools == ["PartialAnalysis"]:
+        if tools == [self.slow_schema]:
             await asyncio.sleep(60)
         return await super()._agenerate(messages, stop, run_manager, **kw)
 
 
 async def test_the_time_budget_cuts_a_model_call_that_outlasts_it(make_context, sample_alert):
-    model = SlowToAnalyse(responder=never_concludes)
+    model = SlowToAnswer(responder=never_concludes, slow_schema="PartialAnalysis")
     config = ops_app_config(max_duration=1.0, max_iterations=10)
     started = time.monotonic()
     values, events = await investigate(make_context(model, config=config), sample_alert)
@@ -381,18 +383,6 @@ async def test_the_time_budget_cuts_a_model_call_that_outlasts_it(make_context, 
     ]
 
 
-class SlowToConclude(ScriptedChatModel):
-    """Answers at once, except the final analysis, which takes far longer than allowed."""
-
-    async def _agenerate(
-        self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
-    ) -> ChatResult:
-        tools = [t["function"]["name"] for t in kw.get("tools") or []]
-        if tools == ["RootCauseAnalysis"]:
-            await asyncio.sleep(60)
-        return await super()._agenerate(messages, stop, run_manager, **kw)
-
-
 async def test_a_final_analysis_not_written_in_time_ends_with_the_findings(
     make_context, sample_alert
 ):
@@ -400,7 +390,7 @@ async def test_a_final_analysis_not_written_in_time_ends_with_the_findings(
     (`model_timeout`); a model that takes longer is abandoned, and the session ends with
     the running notes, at low confidence, saying so."""
     # iteration 1 (two model calls) fits the budget; iteration 2 does not
-    model = SlowToConclude(responder=never_concludes, latency=0.15)
+    model = SlowToAnswer(responder=never_concludes, slow_schema="RootCauseAnalysis", latency=0.15)
     config = ops_app_config(max_duration=0.5, max_iterations=10)
     context = make_context(model, config=config, model_timeout=1.0)
     started = time.monotonic()
