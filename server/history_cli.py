@@ -3,6 +3,7 @@ watch its events, list sessions, show one session."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -54,9 +55,16 @@ def _banner(console: Console, runtime: ServiceRuntime) -> None:
 async def _watch(
     console: Console, runtime: ServiceRuntime, state: SessionState, live: bool | None
 ) -> int:
-    with ProgressPrinter(console, live=live) as progress:
-        async for _, event in runtime.events.subscribe(state.session_id):
-            progress(event)
+    try:
+        with ProgressPrinter(console, live=live) as progress:
+            async for _, event in runtime.events.subscribe(state.session_id):
+                progress(event)
+    except asyncio.CancelledError:  # Ctrl-C: the runtime ends the session failed as it closes
+        console.print(
+            f"\n[yellow]interrupted:[/] session {state.session_id} is recorded as failed",
+            highlight=False,
+        )
+        raise
     final = await runtime.investigations.wait(state.session_id)
     if final.status == "completed" and final.result:
         print_report(console, final.result)

@@ -95,18 +95,28 @@ class Investigations:
         if recover:  # in the background: a large backlog must not keep the port closed
             self._recovery = asyncio.create_task(self._recover(), name="recover-sessions")
 
-    async def stop(self) -> None:
-        """Stop now: running sessions stay at their last checkpoint and resume next start."""
+    async def stop(self, *, abandon: str | None = None) -> None:
+        """Stop now. Running and queued sessions stay at their last checkpoint and resume on
+        the next start; given `abandon` (why), they end failed with it instead: the CLI
+        says so, as nothing will resume its sessions."""
         if self._recovery is not None:
             self._recovery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._recovery
+        unfinished = list(self._running_ids)
+        while not self._queue.empty():
+            unfinished.append(self._queue.get_nowait().session_id)
         for worker in self._workers:
             worker.cancel()
         for worker in self._workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
         self._workers.clear()
+        if abandon is not None:
+            for session_id in unfinished:
+                state = self.sessions.held(session_id)
+                if state is not None and state.status not in ("completed", "failed"):
+                    await self._end_failed(state, abandon, level=logging.INFO)
         await self.sessions.aclose()
 
     async def _recover(self) -> None:
@@ -149,9 +159,11 @@ class Investigations:
                 )
             )
 
-    async def _end_failed(self, state: SessionState, error: str) -> None:
+    async def _end_failed(
+        self, state: SessionState, error: str, *, level: int = logging.ERROR
+    ) -> None:
         """End a session that cannot run (on), saying why: index, state, terminal event."""
-        log.error("session %s failed: %s", state.session_id, error)
+        log.log(level, "session %s failed: %s", state.session_id, error)
         await self.sessions.update(
             state.session_id,
             durable=True,

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 RETENTION_INTERVAL_SECONDS = 3600
 
 
+INTERRUPTED = "interrupted: the command stopped before the investigation finished"
+
+
 @dataclass
 class ServiceRuntime:
     settings: Settings
@@ -106,7 +109,9 @@ async def open_runtime(
     recover: bool = True,
 ) -> AsyncIterator[ServiceRuntime]:
     """Open model, MCP sessions, database, checkpoints, event log and workers; close them
-    in order. `recover` resumes sessions left unfinished (the service; not the CLI)."""
+    in order. `recover` (the service) resumes sessions left unfinished, and leaves its own
+    unfinished ones to be resumed when it stops; without it (the CLI) a session still
+    running when the runtime closes (Ctrl-C) ends failed, saying so."""
     async with open_services(
         settings,
         registry=registry,
@@ -141,7 +146,7 @@ async def open_runtime(
                     )
                 finally:
                     retention.cancel()
-                    await investigations.stop()
+                    await investigations.stop(abandon=None if recover else INTERRUPTED)
                     await event_log.aclose()
         finally:
             if store is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,42 @@ def test_demo_live_view_renders_the_agent_panel(tmp_path):
     assert "sre-agent · kubernetes agent · PodPending" in out  # the live panel's title
     assert "✔ T1.1 pods_get" in out
     assert "cannot be scheduled" in out
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(
+    not (ROOT / "node_modules/.bin/kubernetes-mcp-server").exists(),
+    reason="kubernetes-mcp-server missing: run `npm ci`",
+)
+def test_ctrl_c_ends_the_session_failed_saying_so(tmp_path):
+    """A session the command line stops (Ctrl-C) must not stay "processing" forever:
+    nothing will resume it."""
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LLM_", "SRE_AGENT", "OPENAI", "DEFAULT_LLM"))
+    }
+    environment.update({"PYTHONPATH": str(ROOT), "COLUMNS": "200", "DEMO_MODEL_LATENCY": "2"})
+    process = subprocess.Popen(
+        [*CLI, "demo"],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:  # until the investigation is under way
+        lines.append(line)
+        if "iteration 1/" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    out = "".join(lines) + process.communicate(timeout=60)[0]
+
+    assert process.returncode == 130, out
+    session = out.split("interrupted: session ", 1)[1].split()[0]
+    listed = run("sessions", "list", cwd=tmp_path).stdout
+    assert f"{session}\t" in listed and "\tfailed\t" in listed, listed
+    shown = run("sessions", "show", session, cwd=tmp_path).stdout
+    assert "interrupted: the command stopped before the investigation finished" in shown
