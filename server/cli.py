@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -237,9 +239,26 @@ def replay(
 
 
 def _run(main: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine, the program loaded (see server.collector)."""
+    """Run a command's coroutine, the program loaded (see server.collector). SIGTERM (a
+    `kill`, a `timeout`) stops it as Ctrl-C does: what it was running is recorded as
+    interrupted before the process exits (143)."""
     collector.settle()
-    return asyncio.run(main)
+    try:
+        return asyncio.run(_stopped_by_sigterm(main))
+    except asyncio.CancelledError:
+        raise typer.Exit(128 + signal.SIGTERM) from None
+
+
+async def _stopped_by_sigterm(main: Coroutine[Any, Any, T]) -> T:
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await main
+    finally:
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGTERM)
 
 
 def main() -> None:

@@ -104,8 +104,9 @@ def test_demo_live_view_renders_the_agent_panel(tmp_path):
     not (ROOT / "node_modules/.bin/kubernetes-mcp-server").exists(),
     reason="kubernetes-mcp-server missing: run `npm ci`",
 )
-def test_ctrl_c_ends_the_session_failed_saying_so(tmp_path):
-    """A session the command line stops (Ctrl-C) must not stay "processing" forever:
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_command_ends_its_session_failed_saying_so(tmp_path, stop, code):
+    """A session the command line stops (Ctrl-C, kill) must not stay "processing" forever:
     nothing will resume it."""
     environment = {
         k: v
@@ -127,10 +128,10 @@ def test_ctrl_c_ends_the_session_failed_saying_so(tmp_path):
         lines.append(line)
         if "iteration 1/" in line:
             break
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     out = "".join(lines) + process.communicate(timeout=60)[0]
 
-    assert process.returncode == 130, out
+    assert process.returncode == code, out
     session = out.split("interrupted: session ", 1)[1].split()[0]
     listed = run("sessions", "list", cwd=tmp_path).stdout
     assert f"{session}\t" in listed and "\tfailed\t" in listed, listed
