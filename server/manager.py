@@ -39,6 +39,9 @@ from server.store import DuplicateSession, Store
 log = logging.getLogger(__name__)
 
 
+INTERRUPTED = "interrupted: the command stopped before the investigation finished"
+
+
 class QueueFull(RuntimeError):
     """Too many investigations are running or waiting; retry later."""
 
@@ -65,8 +68,13 @@ class Investigations:
         max_queued: int,
         model_factory: Callable[[str], tuple[BaseChatModel, str]] | None = None,
         metrics: Metrics | None = None,
+        resumable: bool = True,
     ) -> None:
+        """`resumable=False` (the CLI): the sessions started here are never resumed by
+        another process (they run with this process's configuration), and end failed,
+        "interrupted", when it stops before they finish."""
         self.services = services
+        self.resumable = resumable
         self.saver = saver
         self.store = store
         self.events = events
@@ -95,10 +103,9 @@ class Investigations:
         if recover:  # in the background: a large backlog must not keep the port closed
             self._recovery = asyncio.create_task(self._recover(), name="recover-sessions")
 
-    async def stop(self, *, abandon: str | None = None) -> None:
+    async def stop(self) -> None:
         """Stop now. Running and queued sessions stay at their last checkpoint and resume on
-        the next start; given `abandon` (why), they end failed with it instead: the CLI
-        says so, as nothing will resume its sessions."""
+        the next start, or, not resumable (the CLI), end failed as interrupted."""
         if self._recovery is not None:
             self._recovery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -112,11 +119,11 @@ class Investigations:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
         self._workers.clear()
-        if abandon is not None:
+        if not self.resumable:
             for session_id in unfinished:
                 state = self.sessions.held(session_id)
                 if state is not None and state.status not in ("completed", "failed"):
-                    await self._end_failed(state, abandon, level=logging.INFO)
+                    await self._end_failed(state, INTERRUPTED, level=logging.INFO)
         await self.sessions.aclose()
 
     async def _recover(self) -> None:
@@ -128,6 +135,13 @@ class Investigations:
             self.sessions.failed(exc)
             return
         for record in unfinished:
+            if record.session_metadata.get("resumable") is False:
+                log.warning(
+                    "session %s is not resumed: a command-line run started it, with its own "
+                    "configuration (it may still be running)",
+                    record.session_id,
+                )
+                continue
             state = self.sessions.remember(record)
             has_checkpoint = (
                 self.saver is not None
@@ -235,7 +249,11 @@ class Investigations:
             )
             data = alert.to_state()
             await self.sessions.create(
-                state, data, idempotency_key=idempotency_key, fingerprint=fingerprint
+                state,
+                data,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+                session_metadata=self._metadata(),
             )
         except BaseException:
             self._reserved -= 1
@@ -276,7 +294,11 @@ class Investigations:
                 edit=_state_editor(state_changes) if state_changes else None,
             )
             await self.sessions.create(
-                new, alert_data, parent_session_id=session_id, parent_checkpoint_id=checkpoint_id
+                new,
+                alert_data,
+                parent_session_id=session_id,
+                parent_checkpoint_id=checkpoint_id,
+                session_metadata=self._metadata(),
             )
         except BaseException:
             self._reserved -= 1
@@ -284,6 +306,9 @@ class Investigations:
         await self.events.open(new.session_id)
         self._queue.put_nowait(Job(new.session_id, None, built_model, model_name))
         return new
+
+    def _metadata(self) -> dict[str, Any]:
+        return {} if self.resumable else {"resumable": False}
 
     def _build_model(self, name: str) -> tuple[BaseChatModel, str]:
         if name == DEMO_LABEL:

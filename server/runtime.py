@@ -29,9 +29,6 @@ log = logging.getLogger(__name__)
 RETENTION_INTERVAL_SECONDS = 3600
 
 
-INTERRUPTED = "interrupted: the command stopped before the investigation finished"
-
-
 @dataclass
 class ServiceRuntime:
     settings: Settings
@@ -134,6 +131,7 @@ async def open_runtime(
                     events=event_log,
                     max_concurrent=settings.max_concurrent_alerts,
                     max_queued=settings.max_queued_alerts,
+                    resumable=recover,
                 )
                 await services.toolbox.ready()
                 await investigations.start(recover=recover)
@@ -146,7 +144,7 @@ async def open_runtime(
                     )
                 finally:
                     retention.cancel()
-                    await investigations.stop(abandon=None if recover else INTERRUPTED)
+                    await investigations.stop()
                     await event_log.aclose()
         finally:
             if store is not None:

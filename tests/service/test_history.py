@@ -7,8 +7,15 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from graph.alert import Alert
+from graph.models import ModelChoice
+from graph.registry import AgentRegistry
 from graph.scripted_model import ScriptedChatModel
 from graph.settings import Settings
+from server.manager import INTERRUPTED
+from server.runtime import open_runtime
+from server.store import Store
+from tests.conftest import ops_app_config
 from tests.service.conftest import ALERT, Service, serve, two_iterations
 
 HISTORY = "/api/v1/history/sessions"
@@ -205,3 +212,38 @@ async def test_retention_prunes_old_sessions_with_their_events_and_checkpoints(s
     ] == []
     kept = (await service.client.get(f"{HISTORY}/{recent['session_id']}")).json()
     assert kept["status"] == "completed" and kept["timeline"]
+
+
+async def test_a_command_line_session_is_never_resumed_by_the_service(
+    make_settings: Callable[..., Settings],
+):
+    """A CLI run and a service may share a database: the service must not run the CLI's
+    session (it may still be running there, with the CLI's configuration)."""
+    settings = make_settings()
+    cli_model = ScriptedChatModel(responder=two_iterations, latency=30)  # still thinking
+    alert = Alert.model_validate({"alert_type": "NamespaceTerminating", "message": "stuck"})
+    async with open_runtime(
+        settings,
+        registry=AgentRegistry(ops_app_config()),
+        chat_model=(ModelChoice("scripted", "cli"), cli_model),
+        recover=False,
+    ) as cli:
+        state, _ = await cli.investigations.submit(alert, source="cli")
+        record = await cli.investigations.sessions.record(state.session_id)
+        assert record is not None and record.session_metadata == {"resumable": False}
+
+        model = ScriptedChatModel(responder=two_iterations, latency=0.02)
+        async with serve(settings, model) as service:
+            recovery = service.app.state.runtime.investigations._recovery
+            await asyncio.wait_for(recovery, 20)  # the service's start-up recovery is done
+            status = (await service.client.get(f"/processing-status/{state.alert_id}")).json()
+            assert status["status"] == "processing"  # the CLI's, untouched
+            assert model.requests == []  # the service did not run it
+
+    store = await Store.open(settings.history_database_url)  # the CLI stopped: interrupted
+    try:
+        record = await store.get_session(state.session_id)
+    finally:
+        await store.close()
+    assert record is not None
+    assert (record.status, record.error_message) == ("failed", INTERRUPTED)
