@@ -70,9 +70,10 @@ class Investigations:
         metrics: Metrics | None = None,
         resumable: bool = True,
     ) -> None:
-        """`resumable=False` (the CLI): the sessions started here are never resumed by
-        another process (they run with this process's configuration), and end failed,
-        "interrupted", when it stops before they finish."""
+        """`resumable=False` (the CLI): it resumes no session at start, the sessions started
+        here are never resumed by another process (they run with this process's
+        configuration), and they end failed, "interrupted", when it stops before they
+        finish."""
         self.services = services
         self.resumable = resumable
         self.saver = saver
@@ -95,12 +96,14 @@ class Investigations:
 
     # --- lifecycle ------------------------------------------------------------------
 
-    async def start(self, *, recover: bool = True) -> None:
+    async def start(self) -> None:
+        """Start the workers; a resumable engine (the service) also resumes the sessions
+        left unfinished by an earlier start."""
         self._workers = [
             asyncio.create_task(self._work(), name=f"investigator-{n}")
             for n in range(self.max_concurrent)
         ]
-        if recover:  # in the background: a large backlog must not keep the port closed
+        if self.resumable:  # in the background: a large backlog must not keep the port closed
             self._recovery = asyncio.create_task(self._recover(), name="recover-sessions")
 
     async def stop(self) -> None:

@@ -134,7 +134,7 @@ async def open_runtime(
                     resumable=recover,
                 )
                 await services.toolbox.ready()
-                await investigations.start(recover=recover)
+                await investigations.start()
                 retention = asyncio.create_task(
                     _retention(investigations, settings.history_retention_days)
                 )
