@@ -387,7 +387,7 @@ async def test_data_survives_close_and_reopen(db_url: str) -> None:
             assert got.result == {"ok": True} and got.alert_data == {"k": [1, 2]}
             assert [seq for seq, _ in await again.events_after("keep")] == list(range(1, last + 1))
             assert await again.append_event("keep", {"type": "c"}) == last + 1
-            assert await migrate.current_revision(again.engine) == migrate.head_revision()
+            assert await migrate.recorded_revision(again.engine) == migrate.head_revision()
         finally:
             await again.close()
 
@@ -396,7 +396,7 @@ async def test_upgrade_from_first_revision_keeps_rows(db_url: str) -> None:
     old = Store(db_url)  # engine only: schema brought to revision 0001 by hand
     try:
         await migrate.upgrade(old.engine, "0001")
-        assert await migrate.current_revision(old.engine) == "0001"
+        assert await migrate.recorded_revision(old.engine) == "0001"
         await old.create_session(session_id="v1", alert_id="a", alert_type="T", alert_data={})
         await old.append_event("v1", {"type": "x"})
     finally:
@@ -404,7 +404,7 @@ async def test_upgrade_from_first_revision_keeps_rows(db_url: str) -> None:
 
     new = await Store.open(db_url)  # upgrades to head
     try:
-        assert await migrate.current_revision(new.engine) == migrate.head_revision()
+        assert await migrate.recorded_revision(new.engine) == migrate.head_revision()
         assert (got := await new.get_session("v1")) is not None and got.alert_id == "a"
         assert await new.events_after("v1") == [(1, {"type": "x"})]
     finally:

@@ -61,7 +61,7 @@ async def test_upgrade_0001_to_head_keeps_rows_with_null_fingerprint(db_url: str
 
     new = await Store.open(db_url)  # migrates to head
     try:
-        assert await migrate.current_revision(new.engine) == migrate.head_revision() == "0003"
+        assert await migrate.recorded_revision(new.engine) == migrate.head_revision() == "0003"
         async with new.engine.connect() as conn:
             columns, indexes = await conn.run_sync(_session_columns_and_indexes)
         assert "fingerprint" in columns and "ix_sre_sessions_fingerprint" in indexes
@@ -96,7 +96,7 @@ async def test_downgrade_to_0001_keeps_rows(db_url: str) -> None:
 
         async with store.engine.begin() as conn:
             await conn.run_sync(downgrade)
-        assert await migrate.current_revision(store.engine) == "0001"
+        assert await migrate.recorded_revision(store.engine) == "0001"
         async with store.engine.connect() as conn:
             columns, indexes = await conn.run_sync(_session_columns_and_indexes)
         assert "fingerprint" not in columns and "ix_sre_sessions_fingerprint" not in indexes

@@ -74,14 +74,3 @@ async def recorded_revision(engine: AsyncEngine) -> str | None:
     except DBAPIError:  # no version table yet
         return None
     return str(rows[0][0]) if len(rows) == 1 else None
-
-
-async def current_revision(engine: AsyncEngine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    async with engine.connect() as conn:
-        return await conn.run_sync(
-            lambda c: MigrationContext.configure(
-                c, opts={"version_table": VERSION_TABLE}
-            ).get_current_revision()
-        )
