@@ -67,13 +67,32 @@ async def final_analysis(state: AgentState, runtime: Runtime[Context]) -> dict[s
     answered = await call_model_within(
         limit, runnable, messages, ctx=ctx, step="final_analysis", iteration=iteration
     )
+    say = partial(
+        emit, runtime.stream_writer, agent=spec.name, iteration=iteration, step="final_analysis"
+    )
     if answered is None:
-        return _unwritten(state, runtime, limit, stop_reason)
-    result, record = answered
-    parsed = result["parsed"]
-    known = {call["ref"] for call in state.get("tool_calls", [])}
+        say(
+            EventType.DEGRADED,
+            message=f"the model did not write the final analysis within {limit:g} s; "
+            "the session ends with the findings so far",
+        )
+        analysis = _unwritten(state.get("notes", ""), limit, stop_reason, iteration)
+        call: dict[str, Any] = {}
+    else:
+        result, record = answered
+        known = {c["ref"] for c in state.get("tool_calls", [])}
+        analysis = _written(result["parsed"], record["response"], known, stop_reason, iteration)
+        call = {"llm_call": record, "tokens": record["usage"]["total_tokens"]}
+    say(EventType.FINAL_ANALYSIS, analysis=analysis)
+    return {"analysis": analysis, "status": "completed", "results": [], **call}
+
+
+def _written(
+    parsed: Any, response: str, known: set[str], stop_reason: StopReason, iteration: int
+) -> FinalAnalysis:
+    """The model's analysis: its structure, or its text when it did not keep to it."""
     if isinstance(parsed, RootCauseAnalysis):
-        analysis: FinalAnalysis = {
+        return {
             "summary": parsed.summary,
             "root_cause": parsed.root_cause,
             "evidence": _checked_evidence(
@@ -84,43 +103,22 @@ async def final_analysis(state: AgentState, runtime: Runtime[Context]) -> dict[s
             "stop_reason": stop_reason,
             "iterations": iteration,
         }
-    else:
-        analysis = {
-            "summary": record["response"] or "(the model returned no analysis)",
-            "root_cause": "The model's answer was not in the required structure; see summary.",
-            "evidence": [],
-            "remediation": [],
-            "confidence": "low",
-            "stop_reason": stop_reason,
-            "iterations": iteration,
-        }
-    emit(
-        runtime.stream_writer,
-        EventType.FINAL_ANALYSIS,
-        agent=spec.name,
-        iteration=iteration,
-        step="final_analysis",
-        analysis=analysis,
-    )
     return {
-        "analysis": analysis,
-        "status": "completed",
-        "llm_call": record,
-        "tokens": record["usage"]["total_tokens"],
-        "results": [],
+        "summary": response or "(the model returned no analysis)",
+        "root_cause": "The model's answer was not in the required structure; see summary.",
+        "evidence": [],
+        "remediation": [],
+        "confidence": "low",
+        "stop_reason": stop_reason,
+        "iterations": iteration,
     }
 
 
-def _unwritten(
-    state: AgentState, runtime: Runtime[Context], limit: float, stop_reason: StopReason
-) -> dict[str, Any]:
-    """The model did not write the analysis in time: end with what is known."""
-    spec = runtime.context.registry.agents[state["agent"]]
-    iteration = state.get("iteration", 0)
-    notes = state.get("notes", "").strip() or "(none were written)"
-    analysis: FinalAnalysis = {
+def _unwritten(notes: str, limit: float, stop_reason: StopReason, iteration: int) -> FinalAnalysis:
+    """The model did not write the analysis in time: what is known, at low confidence."""
+    return {
         "summary": f"The model did not write the final analysis within {limit:g} s. "
-        f"The findings so far:\n\n{notes}",
+        f"The findings so far:\n\n{notes.strip() or '(none were written)'}",
         "root_cause": "Not determined: the final analysis was not written in time.",
         "evidence": [],
         "remediation": [],
@@ -128,12 +126,3 @@ def _unwritten(
         "stop_reason": stop_reason,
         "iterations": iteration,
     }
-    say = partial(emit, runtime.stream_writer, agent=spec.name, iteration=iteration)
-    say(
-        EventType.DEGRADED,
-        step="final_analysis",
-        message=f"the model did not write the final analysis within {limit:g} s; "
-        "the session ends with the findings so far",
-    )
-    say(EventType.FINAL_ANALYSIS, step="final_analysis", analysis=analysis)
-    return {"analysis": analysis, "status": "completed", "results": []}
