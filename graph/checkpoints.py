@@ -23,15 +23,49 @@ def sqlite_path(url: str) -> Path:
     return Path(database)
 
 
+class PendingBlob:
+    """A large value's encoding, compressed when first asked for its bytes.
+
+    The SQLite saver hands these to the connection's thread as statement parameters, so
+    compression (zlib releases the GIL) runs there instead of on the event loop. The
+    result is kept and the uncompressed bytes released: a value encoded twice (its write,
+    then its checkpoint) is compressed once."""
+
+    __slots__ = ("_data", "_level", "_packed", "_type")
+
+    def __init__(self, type_: str, data: bytes, level: int) -> None:
+        self._type, self._data, self._level = type_, data, level
+        self._packed: tuple[str, bytes] | None = None
+
+    def packed(self) -> tuple[str, bytes]:
+        done = self._packed
+        if done is None:
+            done = (CompressedSerde.PREFIX + self._type, zlib.compress(self._data, self._level))
+            self._packed, self._data = done, b""
+        return done
+
+
+Encoded = tuple[str, bytes] | PendingBlob
+"""What `CompressedSerde.encode` returns: a small value's (type, bytes), or a large one
+to compress."""
+
+
+def packed(encoded: Encoded) -> tuple[str, bytes]:
+    """The (type, bytes) to store for `encoded`."""
+    return encoded.packed() if isinstance(encoded, PendingBlob) else encoded
+
+
 class CompressedSerde:
     """Compresses checkpoint values (zlib, fast level): our state is mostly text (runbook,
     prompts, tool output), which shrinks several-fold. Small values are left as they are.
     Compressed values are tagged "z:" + the inner type, so uncompressed rows still load.
 
-    A node's output is encoded twice: as the task's write, and moments later as the new
-    value of its channel in the checkpoint — the same object, as LangGraph keeps written
-    values as they are. The encodings of the last `recent` large objects are kept and
-    reused for that second time (the objects are held, so their ids stay theirs)."""
+    `encode` leaves the compression to whoever needs the bytes (`PendingBlob`);
+    `dumps_typed` compresses at once. A node's output is encoded twice: as the task's
+    write, and moments later as the new value of its channel in the checkpoint — the same
+    object, as LangGraph keeps written values as they are. The encodings of the last
+    `recent` large objects are kept and reused for that second time (the objects are
+    held, so their ids stay theirs)."""
 
     PREFIX = "z:"
 
@@ -39,20 +73,26 @@ class CompressedSerde:
         self, inner: Any, *, level: int = 1, min_size: int = 256, recent: int = 512
     ) -> None:
         self.inner, self.level, self.min_size, self.recent = inner, level, min_size, recent
-        self._encoded: OrderedDict[int, tuple[Any, tuple[str, bytes]]] = OrderedDict()
+        self._encoded: OrderedDict[int, tuple[Any, PendingBlob]] = OrderedDict()
 
-    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+    def encode(self, obj: Any, *, remember: bool = True) -> Encoded:
+        """`obj`'s encoding; `remember=False` for an object never encoded again."""
         hit = self._encoded.get(id(obj))
         if hit is not None:  # the object is held by the entry: the id is still its own
             return hit[1]
         type_, data = self.inner.dumps_typed(obj)
         if len(data) < self.min_size:
             return type_, data
-        encoded = self.PREFIX + type_, zlib.compress(data, self.level)
-        self._encoded[id(obj)] = (obj, encoded)
+        pending = PendingBlob(type_, data, self.level)
+        if not remember:
+            return pending
+        self._encoded[id(obj)] = (obj, pending)
         if len(self._encoded) > self.recent:
             self._encoded.popitem(last=False)
-        return encoded
+        return pending
+
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        return packed(self.encode(obj))
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
         type_, blob = data

@@ -14,11 +14,12 @@ format."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
@@ -26,6 +27,8 @@ from langgraph.checkpoint.base import (
     get_checkpoint_metadata,
 )
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from graph.checkpoints import Encoded, packed
 
 FORMAT = 1
 """`PRAGMA user_version` of a database whose checkpoints keep their values as blobs."""
@@ -45,13 +48,22 @@ _PUT_BLOB = f"INSERT OR REPLACE INTO checkpoint_blobs {_BLOB_COLUMNS}"
 _ADD_BLOB = f"INSERT OR IGNORE INTO checkpoint_blobs {_BLOB_COLUMNS}"
 _PUT_CHECKPOINT = (
     "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
-    "parent_checkpoint_id, type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "parent_checkpoint_id, metadata, type, checkpoint) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+_WRITE_COLUMNS = (
+    "(thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_PUT_WRITE = f"INSERT OR REPLACE INTO writes {_WRITE_COLUMNS}"
+_ADD_WRITE = f"INSERT OR IGNORE INTO writes {_WRITE_COLUMNS}"
 EMPTY = "empty"
 """Blob type of a channel that has a version but no value (cleared)."""
 
 BlobKey = tuple[str, str, str]
 """(checkpoint_ns, channel, version) within a thread."""
+
+BlobRow = tuple[str, str, str, str, Encoded | tuple[str, None]]
+"""(thread_id, checkpoint_ns, channel, version, encoding): a `checkpoint_blobs` row."""
 
 
 class BlobSqliteSaver(AsyncSqliteSaver):
@@ -97,7 +109,7 @@ class BlobSqliteSaver(AsyncSqliteSaver):
                 if not values:
                     continue
                 blobs = self._blob_rows(thread_id, ns, values, checkpoint["channel_versions"])
-                await self.conn.executemany(_ADD_BLOB, blobs)
+                await self.conn.executemany(_ADD_BLOB, _bound(blobs))
                 stored = self.serde.dumps_typed({**checkpoint, "channel_values": {}})
                 await self.conn.execute(
                     "UPDATE checkpoints SET type = ?, checkpoint = ? WHERE rowid = ?",
@@ -105,20 +117,27 @@ class BlobSqliteSaver(AsyncSqliteSaver):
                 )
             await self.conn.commit()
 
+    def _encode(self, value: Any, *, remember: bool = True) -> Encoded:
+        """`value`'s encoding, its compression left to the connection's thread when the
+        serde supports that (`CompressedSerde.encode`)."""
+        encode = getattr(self.serde, "encode", None)
+        if encode is None:
+            return self.serde.dumps_typed(value)
+        return encode(value, remember=remember)
+
     def _blob_rows(
         self,
         thread_id: str,
         ns: str,
         values: Mapping[str, Any],
         versions: Mapping[str, Any],
-    ) -> list[tuple[str, str, str, str, str, bytes | None]]:
-        rows: list[tuple[str, str, str, str, str, bytes | None]] = []
+    ) -> list[BlobRow]:
+        rows: list[BlobRow] = []
         for channel, version in versions.items():
             if channel in values:
-                type_, blob = self.serde.dumps_typed(values[channel])
-                rows.append((thread_id, ns, channel, str(version), type_, blob))
+                rows.append((thread_id, ns, channel, str(version), self._encode(values[channel])))
             else:
-                rows.append((thread_id, ns, channel, str(version), EMPTY, None))
+                rows.append((thread_id, ns, channel, str(version), (EMPTY, None)))
         return rows
 
     async def aput(
@@ -134,21 +153,19 @@ class BlobSqliteSaver(AsyncSqliteSaver):
         configurable = config["configurable"]
         thread_id, ns = str(configurable["thread_id"]), configurable["checkpoint_ns"]
         blobs = self._blob_rows(thread_id, ns, checkpoint.get("channel_values", {}), new_versions)
-        type_, data = self.serde.dumps_typed({**checkpoint, "channel_values": {}})
         meta = json.dumps(get_checkpoint_metadata(config, metadata), ensure_ascii=False)
         row = (
             thread_id,
             ns,
             checkpoint["id"],
             configurable.get("checkpoint_id"),
-            type_,
-            data,
             meta.encode("utf-8", "ignore"),
+            self._encode({**checkpoint, "channel_values": {}}, remember=False),
         )
         async with self.lock:
             if blobs:
-                await self.conn.executemany(_PUT_BLOB, blobs)
-            await self.conn.execute(_PUT_CHECKPOINT, row)
+                await self.conn.executemany(_PUT_BLOB, _bound(blobs))
+            await self.conn.executemany(_PUT_CHECKPOINT, _bound([row]))
             await self.conn.commit()
         return {
             "configurable": {
@@ -157,6 +174,32 @@ class BlobSqliteSaver(AsyncSqliteSaver):
                 "checkpoint_id": checkpoint["id"],
             }
         }
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """The stock saver's, with large values compressed in the connection's thread."""
+        await self.setup()
+        configurable = config["configurable"]
+        head = (
+            str(configurable["thread_id"]),
+            str(configurable["checkpoint_ns"]),
+            str(configurable["checkpoint_id"]),
+            task_id,
+            task_path,
+        )
+        rows = [
+            (*head, WRITES_IDX_MAP.get(channel, idx), channel, self._encode(value))
+            for idx, (channel, value) in enumerate(writes)
+        ]
+        replace = all(channel in WRITES_IDX_MAP for channel, _ in writes)
+        async with self.lock:
+            await self.conn.executemany(_PUT_WRITE if replace else _ADD_WRITE, _bound(rows))
+            await self.conn.commit()
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         found = await super().aget_tuple(config)
@@ -210,6 +253,14 @@ class BlobSqliteSaver(AsyncSqliteSaver):
                 "DELETE FROM checkpoint_blobs WHERE thread_id = ?", (str(thread_id),)
             )
             await self.conn.commit()
+
+
+def _bound(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """Statement parameters for `rows`, whose last item is an encoding. `executemany`
+    iterates this in the connection's thread: large values are compressed there, off the
+    event loop."""
+    for *head, encoding in rows:
+        yield (*head, *packed(encoding))
 
 
 def _key(tup: CheckpointTuple, channel: str, version: Any) -> BlobKey:

@@ -108,3 +108,43 @@ async def test_deleting_a_thread_deletes_its_values(tmp_path: Path):
 
     assert query(db, "SELECT DISTINCT thread_id FROM checkpoint_blobs") == [("kept",)]
     assert kept.values["big"] == "kept"
+
+
+async def test_large_values_are_compressed_once_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import threading
+    import zlib
+
+    import graph.checkpoints
+
+    calls: list[tuple[int, threading.Thread]] = []
+    real = zlib.compress
+
+    def compress(data: bytes, level: int = -1) -> bytes:
+        calls.append((len(data), threading.current_thread()))
+        return real(data, level)
+
+    monkeypatch.setattr(graph.checkpoints.zlib, "compress", compress)
+
+    def load(state: State) -> dict[str, Any]:
+        return {"big": BIG, "step": 1}
+
+    builder = StateGraph(State)
+    builder.add_node("load", load)
+    builder.add_edge(START, "load")
+    builder.add_edge("load", END)
+    db = tmp_path / "history.db"
+    async with open_checkpointer(f"sqlite+aiosqlite:///{db}") as saver:
+        graph_ = builder.compile(checkpointer=saver)
+        await graph_.ainvoke({"step": 0}, config("t1"))
+        state = await graph_.aget_state(config("t1"))
+
+    assert state.values["big"] == BIG
+    assert calls and all(thread is not threading.main_thread() for _, thread in calls)
+    # the node's output is stored as its write and as the channel's value: compressed once
+    assert len([size for size, _ in calls if size >= len(BIG)]) == 1
+    stored = query(db, "SELECT type, length(blob) FROM checkpoint_blobs WHERE channel = 'big'")
+    assert stored[0][0].startswith("z:") and stored[0][1] < len(BIG)
+    written = query(db, "SELECT type FROM writes WHERE channel = 'big'")
+    assert written == [(stored[0][0],)]
