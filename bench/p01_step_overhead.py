@@ -13,15 +13,12 @@ on a busy machine, so its CPU ratio is the steadier figure."""
 
 from __future__ import annotations
 
-import operator
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from typing_extensions import TypedDict
-
+from bench.bare import bare_graph, run_bare
 from bench.common import Plan, Result, median, scripted_model
 from bench.harness import (
     instant_toolbox,
@@ -34,83 +31,6 @@ from bench.harness import (
 ID = "P1"
 TITLE = "orchestration overhead per graph step (no model/tool waits)"
 TARGET = "≤ 1.5× bare LangGraph and ≤ 3 ms per step"
-
-
-class BareOrchestrator(TypedDict, total=False):
-    alert: dict[str, Any]
-    status: str
-    agent: str
-    iteration: int
-    runbook: str
-
-
-class BareAgent(TypedDict, total=False):
-    alert: dict[str, Any]
-    agent: str
-    runbook: str
-    status: str
-    iteration: int
-    pending: list[int]
-    results: list[int]
-    conclude: bool
-    tool_calls: Annotated[list[int], operator.add]
-
-
-def bare_graph(saver: Any, iterations: int) -> Any:
-    from langgraph.graph import END, START, StateGraph
-
-    async def select_tools(state: BareAgent) -> dict[str, Any]:
-        return {"iteration": state.get("iteration", 0) + 1, "pending": [1, 2]}
-
-    async def execute_tools(state: BareAgent) -> dict[str, Any]:
-        return {"results": state["pending"], "tool_calls": state["pending"], "pending": []}
-
-    async def partial_analysis(state: BareAgent) -> dict[str, Any]:
-        return {"conclude": state["iteration"] >= iterations}
-
-    async def final_analysis(state: BareAgent) -> dict[str, Any]:
-        return {"status": "completed"}
-
-    agent = StateGraph(BareAgent)
-    agent.add_node("select_tools", select_tools)
-    agent.add_node("execute_tools", execute_tools)
-    agent.add_node("partial_analysis", partial_analysis)
-    agent.add_node("final_analysis", final_analysis)
-    agent.add_edge(START, "select_tools")
-    agent.add_conditional_edges(
-        "select_tools", lambda s: "execute_tools" if s.get("pending") else "final_analysis"
-    )
-    agent.add_edge("execute_tools", "partial_analysis")
-    agent.add_conditional_edges(
-        "partial_analysis", lambda s: "final_analysis" if s.get("conclude") else "select_tools"
-    )
-    agent.add_edge("final_analysis", END)
-
-    async def route(state: BareOrchestrator) -> dict[str, Any]:
-        return {"status": "running", "agent": "kubernetes"}
-
-    async def fetch_runbook(state: BareOrchestrator) -> dict[str, Any]:
-        return {"runbook": "runbook"}
-
-    top = StateGraph(BareOrchestrator)
-    top.add_node("route", route)
-    top.add_node("fetch_runbook", fetch_runbook)
-    top.add_node("kubernetes_agent", agent.compile(name="kubernetes_agent"))
-    top.add_edge(START, "route")
-    top.add_conditional_edges("route", lambda s: "fetch_runbook", ["fetch_runbook", END])
-    top.add_conditional_edges("fetch_runbook", lambda s: "kubernetes_agent", ["kubernetes_agent"])
-    top.add_edge("kubernetes_agent", END)
-    return top.compile(checkpointer=saver, name="bare")
-
-
-async def run_bare(graph: Any, alert: dict[str, Any]) -> str:
-    thread = str(uuid.uuid4())
-    config = {"configurable": {"thread_id": thread}, "recursion_limit": 1000}
-    async for _ in graph.astream(
-        {"alert": alert}, config, stream_mode=["custom", "values"], subgraphs=True
-    ):
-        pass
-    return thread
 
 
 async def count_checkpoints(saver: Any, thread: str) -> int:

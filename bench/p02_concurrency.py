@@ -4,14 +4,25 @@ fixed latency and the fixture MCP server (2 tools per iteration, fixed latency, 
 20 kB results). Wall time = from the first POST /alerts to the moment the session index
 reports no investigation running or queued (GET /health, polled every 50 ms); every
 session's /processing-status must then say completed. One alert alone is measured the same
-way on the same warmed-up service; both are medians of repeated runs."""
+way on the same warmed-up service; both are medians of repeated runs.
+
+The CPU the burst costs is reported per alert for the service, the fixture MCP server and
+this measuring client: on a machine of 2 cores they share the cores. And, for scale, the
+floor: the bare LangGraph graph of the same topology (`bench/bare.py`) with the same
+model and tool waits, on the same SQLite checkpointer, N at once against one alone, in
+a process of its own set up as the service's (no HTTP, no MCP, no events)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
-from bench.common import Plan, Result, bench_alert, median
+from bench.common import ROOT, Plan, Result, bench_alert, median
 from bench.service import service_for
 
 ID = "P2"
@@ -36,15 +47,25 @@ async def run(smoke: bool) -> Result:
                 cpu = service.cpu_seconds()
                 singles.append((await service.run_burst([bench_alert(plan)]))[0])
                 single_cpu.append(service.cpu_seconds() - cpu)
-            bursts, burst_cpu = [], []
+            bursts, burst_cpu, harness_cpu = [], [], []
             for _ in range(burst_runs):
-                cpu = service.cpu_seconds()
+                cpu, fixture = service.cpu_seconds(), service.children_cpu_seconds()
+                client = time.process_time()
                 wall, _ = await service.run_burst([bench_alert(plan) for _ in range(n)])
                 bursts.append(wall)
                 burst_cpu.append((service.cpu_seconds() - cpu) / n)
+                harness_cpu.append(
+                    (
+                        (service.children_cpu_seconds() - fixture) / n,
+                        (time.process_time() - client) / n,
+                    )
+                )
             locked = service.log_lines("database is locked")
+        floor = await bare_floor(Path(tmp), plan, n, latency, runs=single_runs)
     single, burst = median(singles), median(bursts)
     ratio = burst / single
+    fixture_ms = median([f for f, _ in harness_cpu]) * 1000
+    client_ms = median([c for _, c in harness_cpu]) * 1000
     model_wait = (2 * plan.iterations + 1) * latency
     tool_wait = plan.iterations * plan.latency
     return Result(
@@ -56,8 +77,10 @@ async def run(smoke: bool) -> Result:
         passed=ratio <= 1.3 if not smoke else None,
         summary=f"{n} at once {burst:.2f} s vs one alone {single:.2f} s = {ratio:.2f}× "
         f"(waits alone: model {model_wait:.2f} s + tools {tool_wait:.2f} s)"
-        + f"; service CPU {median(burst_cpu) * 1000:.0f} ms per alert in the burst "
-        f"({median(single_cpu) * 1000:.0f} alone)"
+        + f"; CPU per alert in the burst: service {median(burst_cpu) * 1000:.0f} ms "
+        f"({median(single_cpu) * 1000:.0f} alone), fixture MCP server {fixture_ms:.0f} ms, "
+        f"client {client_ms:.0f} ms; the bare LangGraph graph with the same waits: "
+        f"{floor['ratio']:.2f}× ({floor['cpu_ms_per_alert']:.0f} ms CPU per alert)"
         + (f"; {locked} index writes failed: database is locked" if locked else ""),
         details={
             "alerts": n,
@@ -70,7 +93,31 @@ async def run(smoke: bool) -> Result:
             "ratio": round(ratio, 3),
             "service_cpu_ms_per_alert_alone": round(median(single_cpu) * 1000, 1),
             "service_cpu_ms_per_alert_in_burst": round(median(burst_cpu) * 1000, 1),
+            "fixture_mcp_server_cpu_ms_per_alert_in_burst": round(fixture_ms, 1),
+            "client_cpu_ms_per_alert_in_burst": round(client_ms, 1),
+            "bare_langgraph_floor": floor,
             "waits_alone_s": round(model_wait + tool_wait, 3),
             "index_writes_failed_database_locked": locked,
         },
     )
+
+
+async def bare_floor(
+    workdir: Path, plan: Plan, n: int, latency: float, *, runs: int
+) -> dict[str, Any]:
+    """The bare graph with the same waits (`python -m bench.bare`, in a process of its own
+    set up as the service's): one alone (median of `runs`), then `n` at once."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.bare",
+        *("--db", str(workdir / "bare.db"), "--burst", str(n), "--runs", str(runs)),
+        *("--iterations", str(plan.iterations), "--tools", str(plan.tools)),
+        *("--model", str(latency), "--tool", str(plan.latency)),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench.bare exited with {proc.returncode}")
+    return dict(json.loads(out.decode().strip().splitlines()[-1]))

@@ -5,6 +5,7 @@ read the server's memory."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -173,8 +174,19 @@ class Service:
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the service process (all its threads) so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _cpu_seconds(self.pid)
+
+    def children_cpu_seconds(self) -> float:
+        """CPU so far of the service's running child processes (its MCP servers)."""
+        children: list[str] = []
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                children += (task / "children").read_text().split()
+        total = 0.0
+        for child in children:
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                total += _cpu_seconds(int(child))
+        return total
 
     async def run_burst(self, alerts: list[dict[str, Any]]) -> tuple[float, list[dict[str, Any]]]:
         """Submit `alerts` at once and wait until none runs or waits; (wall seconds,
@@ -195,6 +207,11 @@ class Service:
         if not path.exists():
             return 0
         return sum(needle in line for line in path.read_text(errors="replace").splitlines())
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class _Borrowed:
