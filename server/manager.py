@@ -28,13 +28,14 @@ from graph.models import DEMO_LABEL, build_chat_model, choose_model
 from graph.runner import run_investigation
 from graph.services import Services
 from graph.state import AgentState, InvestigationState
+from graph.toolbox import describe_error
 from server.eventlog import EventLog
 from server.history import fork_lineage
 from server.logging_setup import bind_agent, log_context
 from server.metrics import Metrics
 from server.session_index import SessionIndex
 from server.sessions import SessionState, now
-from server.store import DuplicateSession, Store
+from server.store import DuplicateSession, SessionRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -145,36 +146,46 @@ class Investigations:
                     record.session_id,
                 )
                 continue
-            state = self.sessions.remember(record)
-            has_checkpoint = (
-                self.saver is not None
-                and await self.saver.aget_tuple({"configurable": {"thread_id": record.session_id}})
-                is not None
-            )
-            model, model_name = None, None
-            if record.model and record.model != self.services.model_choice.label:
+            try:
+                await self._resume(record)
+            except Exception as exc:  # end this one, resume the others
+                log.exception("session %s could not be resumed", record.session_id)
+                state = self.sessions.held(record.session_id) or self.sessions.remember(record)
+                reason = f"cannot resume after a restart: {describe_error(exc)}"
                 try:
-                    model, model_name = self._model_factory(record.model)
-                except Exception as exc:  # e.g. its key is gone: fail it, resume the others
-                    reason = f"cannot resume after a restart: model {record.model}: {exc}"
                     await self._end_failed(state, reason)
-                    continue
-            log.info(
-                "resuming session %s (%s)",
-                record.session_id,
-                "from its last checkpoint" if has_checkpoint else "from the start",
-            )
-            state.status, state.current_step = "queued", "resuming"
-            await self.events.open(record.session_id)
-            self._reserved += 1
-            self._queue.put_nowait(
-                Job(
-                    record.session_id,
-                    None if has_checkpoint else record.alert_data,
-                    model,
-                    model_name,
+                except Exception:
+                    log.exception("session %s: its failure could not be recorded", state.session_id)
+
+    async def _resume(self, record: SessionRecord) -> None:
+        """Queue an unfinished session from an earlier start: from its last checkpoint, or
+        from its alert when it has none."""
+        state = self.sessions.remember(record)
+        has_checkpoint = (
+            self.saver is not None
+            and await self.saver.aget_tuple({"configurable": {"thread_id": record.session_id}})
+            is not None
+        )
+        model, model_name = None, None
+        if record.model and record.model != self.services.model_choice.label:
+            try:
+                model, model_name = self._model_factory(record.model)
+            except Exception as exc:  # e.g. its key is gone
+                await self._end_failed(
+                    state, f"cannot resume after a restart: model {record.model}: {exc}"
                 )
-            )
+                return
+        log.info(
+            "resuming session %s (%s)",
+            record.session_id,
+            "from its last checkpoint" if has_checkpoint else "from the start",
+        )
+        state.status, state.current_step = "queued", "resuming"
+        await self.events.open(record.session_id)
+        self._reserved += 1
+        self._queue.put_nowait(
+            Job(record.session_id, None if has_checkpoint else record.alert_data, model, model_name)
+        )
 
     async def _end_failed(
         self, state: SessionState, error: str, *, level: int = logging.ERROR

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
 
 from graph.alert import Alert
 from graph.models import ModelChoice
@@ -192,6 +195,55 @@ async def test_restart_resumes_an_interrupted_session(make_settings: Callable[..
     refs = [e["data"]["data"]["ref"] for e in events if e["event"] == "tool_call_started"]
     assert refs.count("T1.1") == 1 and refs.count("T1.2") == 1 and "T2.1" in refs
     assert not any("iteration 1 of at most" in r.text for r in model.requests)
+
+
+async def test_a_session_that_cannot_be_resumed_fails_and_the_others_resume(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+):
+    settings = make_settings()
+    slow = ScriptedChatModel(responder=two_iterations, latency=0.4)
+    async with serve(settings, slow) as service:
+        first = await service.submit()
+        second = await service.submit({**ALERT, "namespace": "payments"})
+        for accepted in (first, second):
+            seen: list[dict[str, Any]] = []
+            async with asyncio.timeout(20):
+                while not any(e["event"] == "partial_analysis" for e in seen):
+                    seen = await service.events(accepted["alert_id"], limit=len(seen) + 1)
+    broken = first["session_id"]
+
+    def unreadable(method: Any) -> Any:
+        async def aget_tuple(self: Any, config: Any) -> Any:
+            if config["configurable"]["thread_id"] == broken:
+                raise RuntimeError("checkpoint unreadable")
+            return await method(self, config)
+
+        return aget_tuple
+
+    for saver in savers():
+        monkeypatch.setattr(saver, "aget_tuple", unreadable(saver.aget_tuple))
+    model = ScriptedChatModel(responder=two_iterations, latency=0.02)
+    async with serve(settings, model) as service:
+        failed = await service.wait_done(first["alert_id"])
+        completed = await service.wait_done(second["alert_id"])
+        events = await service.events(first["alert_id"])
+    assert failed["status"] == "failed"
+    assert "cannot resume after a restart" in failed["error"]
+    assert "checkpoint unreadable" in failed["error"]
+    assert events[-1]["event"] == "session_failed"
+    assert completed["status"] == "completed"
+
+
+def savers() -> list[type]:
+    """The checkpointer classes the service may use here."""
+    from graph.sqlite_saver import BlobSqliteSaver
+
+    found: list[type] = [BlobSqliteSaver]
+    try:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    except ImportError:
+        return found
+    return [*found, AsyncPostgresSaver]
 
 
 async def test_retention_prunes_old_sessions_with_their_events_and_checkpoints(service: Service):
