@@ -7,7 +7,6 @@ from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
-from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.spinner import Spinner
 from rich.table import Table
@@ -175,6 +174,8 @@ def print_report(console: Console, markdown: str) -> None:
     """The final analysis: rendered Markdown on a terminal, the Markdown source elsewhere."""
     console.print()
     if console.is_terminal:
+        from rich.markdown import Markdown  # loads markdown-it: only a terminal needs it
+
         console.print(Markdown(markdown))
     else:
         console.print(markdown, markup=False, highlight=False, soft_wrap=True)
