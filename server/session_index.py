@@ -38,6 +38,7 @@ class SessionIndex:
         self._by_alert: dict[str, str] = {}
         self._by_key: dict[str, str] = {}
         self._by_fingerprint: dict[str, str] = {}  # the latest session per alert fingerprint
+        self._names: dict[str, list[tuple[dict[str, str], str]]] = {}  # id → its keys above
         self._done: dict[str, asyncio.Event] = {}
         # finished sessions kept in memory, oldest first; older ones are read from the index
         self._finished: OrderedDict[str, None] = OrderedDict()
@@ -82,9 +83,13 @@ class SessionIndex:
             except Exception as exc:
                 self.failed(exc)
         if idempotency_key:
-            self._by_key[idempotency_key] = state.session_id
+            self._name(self._by_key, idempotency_key, state.session_id)
         if fingerprint:
-            self._by_fingerprint[fingerprint] = state.session_id
+            self._name(self._by_fingerprint, fingerprint, state.session_id)
+
+    def _name(self, index: dict[str, str], key: str, session_id: str) -> None:
+        index[key] = session_id
+        self._names.setdefault(session_id, []).append((index, key))
 
     async def update(self, session_id: str, *, durable: bool = False, **fields: Any) -> None:
         """Write index columns: coalesced with other updates (server/index_writer.py), or
@@ -136,8 +141,8 @@ class SessionIndex:
         self._done.pop(session_id, None)
         if state is not None:
             self._by_alert.pop(state.alert_id, None)
-        for index in (self._by_key, self._by_fingerprint):
-            for key in [k for k, sid in index.items() if sid == session_id]:
+        for index, key in self._names.pop(session_id, ()):
+            if index.get(key) == session_id:  # not since given to a newer session
                 del index[key]
 
     async def wait(self, session_id: str) -> SessionState:
@@ -213,7 +218,7 @@ class SessionIndex:
             return None
         if record is None:
             return None
-        self._by_fingerprint[fingerprint] = record.session_id
+        self._name(self._by_fingerprint, fingerprint, record.session_id)
         return self._sessions.get(record.session_id) or self.remember(record)
 
     # --- the index's health -------------------------------------------------------------
