@@ -103,7 +103,14 @@ class SessionIndex:
             await self._writer.flush()
 
     def remember(self, record: SessionRecord) -> SessionState:
-        """Hold a session read from the index."""
+        """Hold a session read from the index; one already held is returned as it is.
+
+        Memory is the live state: a reader that went to the index while the session was
+        not held must not replace the state a worker took up meanwhile (a status request
+        racing the recovery of the session after a restart left it "processing" for good)."""
+        held = self._sessions.get(record.session_id)
+        if held is not None:
+            return held
         state = SessionState(
             session_id=record.session_id,
             alert_id=record.alert_id,
