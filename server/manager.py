@@ -150,7 +150,7 @@ class Investigations:
                 await self._resume(record)
             except Exception as exc:  # end this one, resume the others
                 log.exception("session %s could not be resumed", record.session_id)
-                state = self.sessions.held(record.session_id) or self.sessions.remember(record)
+                state = self.sessions.remember(record)  # the one held, if it is
                 reason = f"cannot resume after a restart: {describe_error(exc)}"
                 try:
                     await self._end_failed(state, reason)

@@ -88,6 +88,8 @@ class SessionIndex:
             self._name(self._by_fingerprint, fingerprint, state.session_id)
 
     def _name(self, index: dict[str, str], key: str, session_id: str) -> None:
+        if index.get(key) == session_id:
+            return
         index[key] = session_id
         self._names.setdefault(session_id, []).append((index, key))
 
@@ -193,7 +195,7 @@ class SessionIndex:
                 self.failed(exc)
                 return None
             if record is not None:
-                return self._sessions.get(record.session_id) or self.remember(record)
+                return self.remember(record)
         return None
 
     async def for_alert(self, alert_id: str) -> SessionState:
@@ -226,7 +228,7 @@ class SessionIndex:
         if record is None:
             return None
         self._name(self._by_fingerprint, fingerprint, record.session_id)
-        return self._sessions.get(record.session_id) or self.remember(record)
+        return self.remember(record)
 
     # --- the index's health -------------------------------------------------------------
 
