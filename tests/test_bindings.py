@@ -99,3 +99,16 @@ def test_fallback_models_get_a_chain_of_shared_bindings():
     assert [label for label, _ in chain.steps] == ["a:primary", "b:spare"]
     assert chain.steps[0][1] is bindings.tools(primary, tools)
     assert chain.steps[1][1] is bindings.tools(spare, tools)
+
+
+async def test_a_parser_that_is_not_an_output_parser_is_invoked():
+    # Some providers' structured output ends in a plain runnable instead of an output parser.
+    from langchain_core.runnables import RunnableLambda
+
+    answer = AIMessage(content='{"analysis": "x", "conclude": false}')
+    parser = RunnableLambda(lambda message: PartialAnalysis.model_validate_json(message.text))
+    result = await StructuredOutput(answering(answer), parser).ainvoke(PROMPT)
+    assert result["parsed"] == PartialAnalysis(analysis="x", conclude=False)
+    failing = RunnableLambda(lambda message: PartialAnalysis.model_validate_json("{}"))
+    result = await StructuredOutput(answering(answer), failing).ainvoke(PROMPT)
+    assert result["parsed"] is None and result["parsing_error"] is not None

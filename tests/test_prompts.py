@@ -31,6 +31,18 @@ def test_agent_sees_only_its_own_servers_instructions(make_context):
     assert "OTHER-SERVER-INSTRUCTIONS" not in text
 
 
+def test_system_prompt_follows_a_changed_configuration_in_the_same_process(make_context):
+    # The prompt is rendered once per distinct text, not once per agent name.
+    first = make_context(ScriptedChatModel())
+    assert "K8S-AGENT-INSTRUCTIONS" in system_prompt(first, first.registry.agents["kubernetes"])
+    config = ops_app_config(instructions="EDITED-AGENT-INSTRUCTIONS")
+    config.mcp_servers["ops"].instructions = "EDITED-SERVER-INSTRUCTIONS"
+    second = make_context(ScriptedChatModel(), config=config)
+    text = system_prompt(second, second.registry.agents["kubernetes"])
+    assert "EDITED-AGENT-INSTRUCTIONS" in text and "EDITED-SERVER-INSTRUCTIONS" in text
+    assert "K8S-AGENT-INSTRUCTIONS" not in text and "OPS-SERVER-INSTRUCTIONS" not in text
+
+
 def test_default_kubernetes_agent_prompt_has_server_and_agent_guidance():
     registry = AgentRegistry(load_config())
     spec = registry.agents["kubernetes"]
