@@ -7,7 +7,10 @@ session's /processing-status must then say completed. One alert alone is measure
 way on the same warmed-up service; both are medians of repeated runs.
 
 The CPU the burst costs is reported per alert for the service, the fixture MCP server and
-this measuring client: on a machine of 2 cores they share the cores. And, for scale, the
+this measuring client: on a machine of 2 cores they share the cores. How busy the service
+process was during the burst (its CPU time over the wall time, in cores) shows whether it
+was bound by its own CPU: one Python process runs its Python code on one core at a time
+(the GIL). And, for scale, the
 floor: the bare LangGraph graph of the same topology (`bench/bare.py`) with the same
 model and tool waits, on the same SQLite checkpointer, N at once against one alone, in
 a process of its own set up as the service's (no HTTP, no MCP, no events)."""
@@ -47,12 +50,13 @@ async def run(smoke: bool) -> Result:
                 cpu = service.cpu_seconds()
                 singles.append((await service.run_burst([bench_alert(plan)]))[0])
                 single_cpu.append(service.cpu_seconds() - cpu)
-            bursts, burst_cpu, harness_cpu = [], [], []
+            bursts, burst_cpu, harness_cpu, busy = [], [], [], []
             for _ in range(burst_runs):
                 cpu, fixture = service.cpu_seconds(), service.children_cpu_seconds()
                 client = time.process_time()
                 wall, _ = await service.run_burst([bench_alert(plan) for _ in range(n)])
                 bursts.append(wall)
+                busy.append((service.cpu_seconds() - cpu) / wall)
                 burst_cpu.append((service.cpu_seconds() - cpu) / n)
                 harness_cpu.append(
                     (
@@ -79,7 +83,8 @@ async def run(smoke: bool) -> Result:
         f"(waits alone: model {model_wait:.2f} s + tools {tool_wait:.2f} s)"
         + f"; CPU per alert in the burst: service {median(burst_cpu) * 1000:.0f} ms "
         f"({median(single_cpu) * 1000:.0f} alone), fixture MCP server {fixture_ms:.0f} ms, "
-        f"client {client_ms:.0f} ms; the bare LangGraph graph with the same waits: "
+        f"client {client_ms:.0f} ms; the service process was busy {median(busy):.2f} of a "
+        "core throughout the burst; the bare LangGraph graph with the same waits: "
         f"{floor['ratio']:.2f}× ({floor['cpu_ms_per_alert']:.0f} ms CPU per alert)"
         + (f"; {locked} index writes failed: database is locked" if locked else ""),
         details={
@@ -95,6 +100,7 @@ async def run(smoke: bool) -> Result:
             "service_cpu_ms_per_alert_in_burst": round(median(burst_cpu) * 1000, 1),
             "fixture_mcp_server_cpu_ms_per_alert_in_burst": round(fixture_ms, 1),
             "client_cpu_ms_per_alert_in_burst": round(client_ms, 1),
+            "service_cores_busy_in_burst": round(median(busy), 2),
             "bare_langgraph_floor": floor,
             "waits_alone_s": round(model_wait + tool_wait, 3),
             "index_writes_failed_database_locked": locked,
