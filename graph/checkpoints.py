@@ -127,7 +127,10 @@ async def open_checkpointer(
             if write_lock is not None:
                 saver.lock = write_lock
             await saver.setup()
-            yield saver
+            try:
+                yield saver
+            finally:
+                await saver.aclose()
     elif backend == "postgresql":
         try:
             from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver

@@ -7,6 +7,9 @@ the way LangGraph's PostgreSQL saver does: the checkpoint row keeps the channel 
 and a value goes into `checkpoint_blobs` once, when its channel gets a new version. Reads
 put the values back, so callers see ordinary checkpoints.
 
+Writes are committed in batches (`graph.sqlite_batches`): many investigations' checkpoints
+share one transaction instead of queueing for one each.
+
 Databases written by the stock saver are converted on first open (each stored value
 becomes a blob, the rows lose their inline values); `PRAGMA user_version` records the
 format."""
@@ -29,6 +32,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from graph.checkpoints import Encoded, packed
+from graph.sqlite_batches import BatchWriter, Statement
 
 FORMAT = 1
 """`PRAGMA user_version` of a database whose checkpoints keep their values as blobs."""
@@ -70,6 +74,7 @@ class BlobSqliteSaver(AsyncSqliteSaver):
     """`AsyncSqliteSaver` with channel values stored once per version."""
 
     _blobs_ready = False
+    _writer: BatchWriter | None = None
     convert_chunk = 200
     """Rows converted per transaction when a stock database is first opened."""
 
@@ -162,11 +167,9 @@ class BlobSqliteSaver(AsyncSqliteSaver):
             meta.encode("utf-8", "ignore"),
             self._encode({**checkpoint, "channel_values": {}}, remember=False),
         )
-        async with self.lock:
-            if blobs:
-                await self.conn.executemany(_PUT_BLOB, _bound(blobs))
-            await self.conn.executemany(_PUT_CHECKPOINT, _bound([row]))
-            await self.conn.commit()
+        statements = [Statement("checkpoint_blobs", _PUT_BLOB, blobs)] if blobs else []
+        statements.append(Statement("checkpoints", _PUT_CHECKPOINT, [row]))
+        await self._batches().write(statements)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -182,7 +185,8 @@ class BlobSqliteSaver(AsyncSqliteSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        """The stock saver's, with large values compressed in the connection's thread."""
+        """The stock saver's, with large values compressed in the connection's thread and
+        committed with other writes."""
         await self.setup()
         configurable = config["configurable"]
         head = (
@@ -197,9 +201,18 @@ class BlobSqliteSaver(AsyncSqliteSaver):
             for idx, (channel, value) in enumerate(writes)
         ]
         replace = all(channel in WRITES_IDX_MAP for channel, _ in writes)
-        async with self.lock:
-            await self.conn.executemany(_PUT_WRITE if replace else _ADD_WRITE, _bound(rows))
-            await self.conn.commit()
+        sql = _PUT_WRITE if replace else _ADD_WRITE
+        await self._batches().write([Statement("writes", sql, rows)])
+
+    def _batches(self) -> BatchWriter:
+        if self._writer is None:
+            self._writer = BatchWriter(self.conn, self.lock, _bound)
+        return self._writer
+
+    async def aclose(self) -> None:
+        """Commit the writes still queued; call before the connection closes."""
+        if self._writer is not None:
+            await self._writer.aclose()
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         found = await super().aget_tuple(config)
