@@ -151,5 +151,7 @@ def _settle(item: _Write, error: BaseException | None) -> None:
         return
     if error is None:
         item.done.set_result(None)
+    elif isinstance(error, asyncio.CancelledError):
+        item.done.cancel()
     else:
         item.done.set_exception(error)

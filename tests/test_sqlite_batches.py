@@ -145,3 +145,18 @@ async def test_many_investigations_at_once_keep_every_checkpoint(tmp_path: Path)
             assert [s.values.get("step") for s in history] == [4, 3, 2, 1, 0, None]
     threads = query(db, "SELECT COUNT(DISTINCT thread_id) FROM checkpoints")
     assert threads == [(30,)]
+
+
+async def test_writes_waiting_when_the_writer_is_cancelled_are_cancelled_not_left_hanging(db):
+    path, conn = db
+    writer = BatchWriter(conn, asyncio.Lock(), rows)
+    async with writer.lock:  # the first batch waits for the lock
+        pending = [
+            asyncio.create_task(writer.write([Statement("log", LOG, [(n,)])])) for n in range(3)
+        ]
+        await asyncio.sleep(0.01)
+        assert writer._task is not None
+        writer._task.cancel()
+        done, _ = await asyncio.wait(pending, timeout=5)
+    assert len(done) == 3 and all(task.cancelled() for task in done)
+    assert query(path, "SELECT * FROM log") == []
