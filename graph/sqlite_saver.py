@@ -8,7 +8,8 @@ and a value goes into `checkpoint_blobs` once, when its channel gets a new versi
 put the values back, so callers see ordinary checkpoints.
 
 Writes are committed in batches (`graph.sqlite_batches`): many investigations' checkpoints
-share one transaction instead of queueing for one each.
+share one transaction instead of queueing for one each. A subgraph's writes are stored after
+the root checkpoint they run under (`graph.checkpoint_order`).
 
 Databases written by the stock saver are converted on first open (each stored value
 becomes a blob, the rows lose their inline values); `PRAGMA user_version` records the
@@ -31,6 +32,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from graph.checkpoint_order import RootOrder
 from graph.checkpoints import Encoded, packed
 from graph.sqlite_batches import BatchWriter, Statement
 
@@ -75,6 +77,7 @@ class BlobSqliteSaver(AsyncSqliteSaver):
 
     _blobs_ready = False
     _writer: BatchWriter | None = None
+    _order: RootOrder | None = None
     convert_chunk = 200
     """Rows converted per transaction when a stock database is first opened."""
 
@@ -169,7 +172,15 @@ class BlobSqliteSaver(AsyncSqliteSaver):
         )
         statements = [Statement("checkpoint_blobs", _PUT_BLOB, blobs)] if blobs else []
         statements.append(Statement("checkpoints", _PUT_CHECKPOINT, [row]))
-        await self._batches().write(statements)
+        order = self._root_order()
+        await order.wait(configurable)
+        stored = False
+        try:
+            await self._batches().write(statements)
+            stored = True
+        finally:
+            if not ns:
+                order.put(thread_id, checkpoint["id"], stored=stored)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -202,7 +213,24 @@ class BlobSqliteSaver(AsyncSqliteSaver):
         ]
         replace = all(channel in WRITES_IDX_MAP for channel, _ in writes)
         sql = _PUT_WRITE if replace else _ADD_WRITE
+        await self._root_order().wait(configurable)
         await self._batches().write([Statement("writes", sql, rows)])
+
+    def _root_order(self) -> RootOrder:
+        if self._order is None:
+            self._order = RootOrder(self._root_stored)
+        return self._order
+
+    async def _root_stored(self, thread_id: str, checkpoint_id: str) -> bool:
+        async with (
+            self.lock,
+            self.conn.execute(
+                "SELECT 1 FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = '' "
+                "AND checkpoint_id = ?",
+                (thread_id, checkpoint_id),
+            ) as cursor,
+        ):
+            return await cursor.fetchone() is not None
 
     def _batches(self) -> BatchWriter:
         if self._writer is None:

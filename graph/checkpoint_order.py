@@ -1,0 +1,80 @@
+"""A subgraph's checkpoints are stored after the root checkpoint they run under.
+
+LangGraph saves a graph's checkpoints one after another, in the background, while the
+next steps run; a subgraph saves its own, separately. When saving lags (many
+investigations at once), a subgraph's checkpoint, with the results of tools it called,
+could be stored before the root checkpoint whose task started that subgraph. Killed
+then, the service would resume from an older root checkpoint, start the agent subgraph as
+a new task, and run those tools again. `RootOrder` makes a subgraph's write wait until its
+root checkpoint (`checkpoint_map[""]` in the write's config) is stored."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+"""(thread_id, root checkpoint_id)."""
+
+
+class RootOrder:
+    """Which root checkpoints are stored, and the subgraph writes waiting for one."""
+
+    def __init__(
+        self,
+        stored: Callable[[str, str], Awaitable[bool]],
+        *,
+        remember: int = 4096,
+        patience: float = 60.0,
+    ) -> None:
+        """`stored(thread_id, checkpoint_id)` looks a root checkpoint up in the database
+        (one stored by an earlier process); `patience`: seconds a write waits at most."""
+        self._lookup, self.remember, self.patience = stored, remember, patience
+        self._stored: OrderedDict[Key, None] = OrderedDict()
+        self._waiting: dict[Key, asyncio.Future[None]] = {}
+
+    async def wait(self, configurable: dict[str, Any]) -> None:
+        """Return once the root checkpoint of a subgraph's write is stored (at once for a
+        root write, or for a root checkpoint stored already)."""
+        root = (configurable.get("checkpoint_map") or {}).get("")
+        if not configurable.get("checkpoint_ns") or root is None:
+            return
+        key = (str(configurable["thread_id"]), str(root))
+        if key in self._stored:
+            return
+        if key not in self._waiting:
+            if await self._lookup(*key):
+                self._remember(key)
+                return
+            if key in self._stored:  # stored while it was looked up
+                return
+        waiter = self._waiting.setdefault(key, asyncio.get_running_loop().create_future())
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), self.patience)
+        except TimeoutError:
+            log.warning(
+                "thread %s: root checkpoint %s was not stored within %g s; writing its "
+                "subgraph's checkpoint anyway",
+                *key,
+                self.patience,
+            )
+
+    def put(self, thread_id: str, checkpoint_id: str, *, stored: bool) -> None:
+        """A root checkpoint's write ended (`stored`: committed): its waiters go on."""
+        key = (thread_id, checkpoint_id)
+        if stored:
+            self._remember(key)
+        waiter = self._waiting.pop(key, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _remember(self, key: Key) -> None:
+        self._stored[key] = None
+        self._stored.move_to_end(key)
+        while len(self._stored) > self.remember:
+            self._stored.popitem(last=False)
