@@ -17,13 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
 Rows = list[tuple[Any, ...]]
+Bind = Callable[[Rows], Iterable[tuple[Any, ...]]]
+"""A statement's rows → its parameters (iterated by `executemany`, in the connection's
+thread)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class BatchWriter:
     max_batch = 500
     """Writes committed together at most."""
 
-    def __init__(self, conn: Connection, lock: asyncio.Lock, bind: Any) -> None:
+    def __init__(self, conn: Connection, lock: asyncio.Lock, bind: Bind) -> None:
         self.conn, self.lock, self.bind = conn, lock, bind
         self._queue: asyncio.Queue[_Write] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
