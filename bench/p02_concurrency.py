@@ -10,10 +10,10 @@ The CPU the burst costs is reported per alert for the service, the fixture MCP s
 this measuring client: on a machine of 2 cores they share the cores. How busy the service
 process was during the burst (its CPU time over the wall time, in cores) shows whether it
 was bound by its own CPU: one Python process runs its Python code on one core at a time
-(the GIL). And, for scale, the
-floor: the bare LangGraph graph of the same topology (`bench/bare.py`) with the same
-model and tool waits, on the same SQLite checkpointer, N at once against one alone, in
-a process of its own set up as the service's (no HTTP, no MCP, no events)."""
+(the GIL). And, for scale, the floor: the bare LangGraph graph of the same topology
+(`bench/bare.py`) with the same model and tool waits, on the same SQLite checkpointer, N
+at once against one alone, in a process of its own set up as the service's (no HTTP, no
+MCP, no events)."""
 
 from __future__ import annotations
 
@@ -55,9 +55,10 @@ async def run(smoke: bool) -> Result:
                 cpu, fixture = service.cpu_seconds(), service.children_cpu_seconds()
                 client = time.process_time()
                 wall, _ = await service.run_burst([bench_alert(plan) for _ in range(n)])
+                spent = service.cpu_seconds() - cpu
                 bursts.append(wall)
-                busy.append((service.cpu_seconds() - cpu) / wall)
-                burst_cpu.append((service.cpu_seconds() - cpu) / n)
+                busy.append(spent / wall)
+                burst_cpu.append(spent / n)
                 harness_cpu.append(
                     (
                         (service.children_cpu_seconds() - fixture) / n,
