@@ -13,7 +13,8 @@ was bound by its own CPU: one Python process runs its Python code on one core at
 (the GIL). And, for scale, the floor: the bare LangGraph graph of the same topology
 (`bench/bare.py`) with the same model and tool waits, on the same SQLite checkpointer, N
 at once against one alone, in a process of its own set up as the service's (no HTTP, no
-MCP, no events)."""
+MCP, no events). And what worker processes would gain at best here: the same burst split
+over two services in processes of their own, half each, at once."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, Plan, Result, bench_alert, median
-from bench.service import service_for
+from bench.service import Service, service_for
 
 ID = "P2"
 TITLE = "N concurrent alerts (model 0.5 s, 3 iterations) vs one alone"
@@ -67,6 +68,7 @@ async def run(smoke: bool) -> Result:
                 )
             locked = service.log_lines("database is locked")
         floor = await bare_floor(Path(tmp), plan, n, latency, runs=single_runs)
+        split = None if smoke else await two_processes(Path(tmp), plan, n, latency, burst_runs)
     single, burst = median(singles), median(bursts)
     ratio = burst / single
     fixture_ms = median([f for f, _ in harness_cpu]) * 1000
@@ -87,6 +89,11 @@ async def run(smoke: bool) -> Result:
         f"client {client_ms:.0f} ms; the service process was busy {median(busy):.2f} of a "
         "core throughout the burst; the bare LangGraph graph with the same waits: "
         f"{floor['ratio']:.2f}× ({floor['cpu_ms_per_alert']:.0f} ms CPU per alert)"
+        + (
+            f"; two service processes, half the burst each: {median(split) / single:.2f}×"
+            if split
+            else ""
+        )
         + (f"; {locked} index writes failed: database is locked" if locked else ""),
         details={
             "alerts": n,
@@ -103,10 +110,40 @@ async def run(smoke: bool) -> Result:
             "client_cpu_ms_per_alert_in_burst": round(client_ms, 1),
             "service_cores_busy_in_burst": round(median(busy), 2),
             "bare_langgraph_floor": floor,
+            "two_processes": {
+                "burst_wall_s": [round(b, 3) for b in split],
+                "ratio": round(median(split) / single, 3),
+            }
+            if split
+            else None,
             "waits_alone_s": round(model_wait + tool_wait, 3),
             "index_writes_failed_database_locked": locked,
         },
     )
+
+
+async def two_processes(
+    workdir: Path, plan: Plan, n: int, latency: float, runs: int
+) -> list[float]:
+    """The burst split over two services of their own (each its own process, database and
+    fixture MCP server), half each, submitted at once: what worker processes would gain
+    at best on this machine, without any cost of coordinating them. Wall times of `runs`
+    split bursts."""
+
+    def half() -> list[dict[str, Any]]:
+        return [bench_alert(plan) for _ in range(n // 2)]
+
+    (workdir / "a").mkdir()
+    (workdir / "b").mkdir()
+    services = [Service(workdir / d, latency=latency, max_concurrent=n, max_queued=n) for d in "ab"]
+    async with services[0] as first, services[1] as second:
+        await asyncio.gather(first.run_burst(half()[:1]), second.run_burst(half()[:1]))  # warm-up
+        walls = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            await asyncio.gather(first.run_burst(half()), second.run_burst(half()))
+            walls.append(time.perf_counter() - start)
+    return walls
 
 
 async def bare_floor(
