@@ -7,7 +7,7 @@ the way LangGraph's PostgreSQL saver does: the checkpoint row keeps the channel 
 and a value goes into `checkpoint_blobs` once, when its channel gets a new version. Reads
 put the values back, so callers see ordinary checkpoints.
 
-Writes are committed in batches (`graph.sqlite_batches`): many investigations' checkpoints
+Writes are committed in batches (`graph.write_batches`): many investigations' checkpoints
 share one transaction instead of queueing for one each. A subgraph's writes are stored after
 the root checkpoint they run under (`graph.checkpoint_order`).
 
@@ -17,10 +17,13 @@ format."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import aiosqlite
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -34,7 +37,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from graph.checkpoint_order import RootOrder
 from graph.checkpoints import Encoded, packed
-from graph.sqlite_batches import BatchWriter, Statement
+from graph.write_batches import BatchWriter, Rows, Statement, Transaction
 
 FORMAT = 1
 """`PRAGMA user_version` of a database whose checkpoints keep their values as blobs."""
@@ -234,7 +237,7 @@ class BlobSqliteSaver(AsyncSqliteSaver):
 
     def _batches(self) -> BatchWriter:
         if self._writer is None:
-            self._writer = BatchWriter(self.conn, self.lock, _bound)
+            self._writer = BatchWriter(sqlite_transaction(self.conn, self.lock, _bound))
         return self._writer
 
     async def aclose(self) -> None:
@@ -294,6 +297,29 @@ class BlobSqliteSaver(AsyncSqliteSaver):
                 "DELETE FROM checkpoint_blobs WHERE thread_id = ?", (str(thread_id),)
             )
             await self.conn.commit()
+
+
+def sqlite_transaction(
+    conn: aiosqlite.Connection,
+    lock: asyncio.Lock,
+    bind: Callable[[Rows], Iterable[tuple[Any, ...]]],
+) -> Transaction:
+    """Batches run on `conn` under `lock` (shared with the other writers of the file):
+    `bind(rows)` gives a statement's parameters, iterated by `executemany` in the
+    connection's thread."""
+
+    async def run(statements: list[Statement]) -> None:
+        async with lock:
+            try:
+                for statement in statements:
+                    await conn.executemany(statement.sql, bind(statement.rows))
+                await conn.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await conn.rollback()
+                raise
+
+    return run
 
 
 def _bound(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:

@@ -1,6 +1,6 @@
-"""Checkpoint writes are committed in batches: concurrent writes share transactions, each
-returns once committed, a bad write fails alone, order within a table is kept, and what is
-queued at close is committed."""
+"""Checkpoint writes are committed in batches (here on SQLite): concurrent writes share
+transactions, each returns once committed, a bad write fails alone, order within a table is
+kept, and what is queued at close is committed."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import aiosqlite
 import pytest
 
 from graph.checkpoints import open_checkpointer
-from graph.sqlite_batches import BatchWriter, Statement, merged
+from graph.sqlite_saver import sqlite_transaction
+from graph.write_batches import BatchWriter, Statement, merged
 from tests.test_sqlite_saver import BIG, config, counting_graph, query
 
 PUT = "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)"
@@ -27,20 +28,18 @@ def rows(bound: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
 
 
 class Counting:
-    """An aiosqlite connection that counts its commits."""
+    """A BatchWriter over an aiosqlite connection, counting its transactions."""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
-        self.conn, self.commits = conn, 0
+        self.lock, self.commits = asyncio.Lock(), 0
+        self.transaction = sqlite_transaction(conn, self.lock, rows)
 
-    async def executemany(self, sql: str, parameters: Iterable[Any]) -> Any:
-        return await self.conn.executemany(sql, parameters)
-
-    async def commit(self) -> None:
+    async def __call__(self, statements: list[Statement]) -> None:
         self.commits += 1
-        await self.conn.commit()
+        await self.transaction(statements)
 
-    async def rollback(self) -> None:
-        await self.conn.rollback()
+    def writer(self) -> BatchWriter:
+        return BatchWriter(self)
 
 
 @pytest.fixture
@@ -55,7 +54,7 @@ async def db(tmp_path: Path) -> AsyncIterator[tuple[Path, Counting]]:
 
 async def test_concurrent_writes_share_transactions_and_are_committed_when_they_return(db):
     path, conn = db
-    writer = BatchWriter(conn, asyncio.Lock(), rows)
+    writer = conn.writer()
 
     async def write(n: int) -> None:
         await writer.write(
@@ -73,7 +72,7 @@ async def test_concurrent_writes_share_transactions_and_are_committed_when_they_
 
 async def test_a_bad_write_fails_alone(db):
     path, conn = db
-    writer = BatchWriter(conn, asyncio.Lock(), rows)
+    writer = conn.writer()
     results = await asyncio.gather(
         *(
             writer.write([Statement("kv", PUT, [(f"k{n}", None if n == 3 else "v")])])
@@ -91,7 +90,7 @@ async def test_a_bad_write_fails_alone(db):
 
 async def test_order_within_a_table_is_kept_across_statement_kinds(db):
     path, conn = db
-    writer = BatchWriter(conn, asyncio.Lock(), rows)
+    writer = conn.writer()
     await asyncio.gather(
         writer.write([Statement("kv", ADD, [("a", "first")])]),
         writer.write([Statement("kv", PUT, [("a", "replaced")])]),
@@ -119,7 +118,7 @@ def test_merged_joins_rows_of_a_kind_and_keeps_each_tables_order():
 
 async def test_writes_queued_at_close_are_committed(db):
     path, conn = db
-    writer = BatchWriter(conn, asyncio.Lock(), rows)
+    writer = conn.writer()
     pending = [
         asyncio.create_task(writer.write([Statement("log", LOG, [(n,)])])) for n in range(50)
     ]
@@ -149,8 +148,8 @@ async def test_many_investigations_at_once_keep_every_checkpoint(tmp_path: Path)
 
 async def test_writes_waiting_when_the_writer_is_cancelled_are_cancelled_not_left_hanging(db):
     path, conn = db
-    writer = BatchWriter(conn, asyncio.Lock(), rows)
-    async with writer.lock:  # the first batch waits for the lock
+    writer = conn.writer()
+    async with conn.lock:  # the first batch waits for the lock
         pending = [
             asyncio.create_task(writer.write([Statement("log", LOG, [(n,)])])) for n in range(3)
         ]

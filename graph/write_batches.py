@@ -1,32 +1,30 @@
-"""Checkpoint writes to SQLite, committed in batches (group commit).
+"""Checkpoint writes committed in batches (group commit), for any database.
 
-Each checkpoint and each task's writes used to be a transaction of its own: the write lock
-taken, two or three trips to the connection's thread, a commit. With many investigations
-at once those transactions queued one behind another, and the investigations' last
-checkpoints waited seconds for their turn. `BatchWriter` queues the statements of every
-write and a single task commits all that is queued in one transaction: the same trips and
-one commit serve every write in the batch. Under light load a batch holds one write and
-costs what it did before.
+Each checkpoint and each task's writes used to be a transaction of its own, and a saver
+runs one transaction at a time on its connection. With many investigations at once those
+transactions queued one behind another, and the investigations' last checkpoints waited
+seconds for their turn. `BatchWriter` queues the statements of every write and a single
+task commits all that is queued in one transaction: the same round trips and one commit
+serve every write in the batch. Under light load a batch holds one write and costs what
+it did before.
 
 Each write still returns only once its transaction is committed. Statements keep their
 order within a table (rows of different tables do not depend on each other). A batch that
-fails is retried one write at a time, so a bad write fails alone."""
+fails is retried one write at a time, so a bad write fails alone. How a batch is run in
+one transaction is the saver's (`Transaction`): SQLite's and PostgreSQL's sit with their
+savers."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 Rows = list[tuple[Any, ...]]
-Bind = Callable[[Rows], Iterable[tuple[Any, ...]]]
-"""A statement's rows → its parameters (iterated by `executemany`, in the connection's
-thread)."""
 
 
 @dataclass(frozen=True)
@@ -38,10 +36,9 @@ class Statement:
     rows: Rows
 
 
-class Connection(Protocol):
-    async def executemany(self, sql: str, parameters: Iterable[Any]) -> Any: ...
-    async def commit(self) -> None: ...
-    async def rollback(self) -> None: ...
+Transaction = Callable[[list[Statement]], Awaitable[None]]
+"""Runs statements (each `executemany` over its rows, in order) in one transaction:
+committed when it returns, rolled back when it raises."""
 
 
 def _future() -> asyncio.Future[None]:
@@ -71,15 +68,13 @@ def merged(writes: Iterable[list[Statement]]) -> list[Statement]:
 
 
 class BatchWriter:
-    """Commits queued statements in batches on `conn`, under `lock` (shared with the other
-    writers of the file). `bind(rows)` gives the parameters of a statement's rows; it is
-    iterated by `executemany`, in the connection's thread."""
+    """Commits queued statements in batches, each through `transaction`."""
 
     max_batch = 500
     """Writes committed together at most."""
 
-    def __init__(self, conn: Connection, lock: asyncio.Lock, bind: Bind) -> None:
-        self.conn, self.lock, self.bind = conn, lock, bind
+    def __init__(self, transaction: Transaction) -> None:
+        self.transaction = transaction
         self._queue: asyncio.Queue[_Write] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -136,15 +131,7 @@ class BatchWriter:
             yield self._queue.get_nowait()
 
     async def _commit(self, batch: list[_Write]) -> None:
-        async with self.lock:
-            try:
-                for statement in merged(item.statements for item in batch):
-                    await self.conn.executemany(statement.sql, self.bind(statement.rows))
-                await self.conn.commit()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await self.conn.rollback()
-                raise
+        await self.transaction(merged(item.statements for item in batch))
         for item in batch:
             _settle(item, None)
 
