@@ -133,15 +133,19 @@ async def open_checkpointer(
                 await saver.aclose()
     elif backend == "postgresql":
         try:
-            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+            from graph.postgres_saver import BatchedPostgresSaver
         except ImportError as exc:
             raise RuntimeError(
                 "PostgreSQL history needs: pip install 'sre-agent[postgres]'"
             ) from exc
         plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        async with AsyncPostgresSaver.from_conn_string(plain) as pg_saver:
+        async with BatchedPostgresSaver.from_conn_string(plain) as pg_saver:
+            assert isinstance(pg_saver, BatchedPostgresSaver)  # typed as the stock saver
             await pg_saver.setup()
-            yield pg_saver
+            try:
+                yield pg_saver
+            finally:
+                await pg_saver.aclose()
     else:
         raise ValueError(
             f"unsupported history database {url!r}: use sqlite+aiosqlite or postgresql+psycopg"
