@@ -57,15 +57,16 @@ class EventLog:
             self._writer = None
         await self.flush()
 
-    async def open(self, session_id: str) -> None:
-        """Hold a session live (before its first event, so subscribers wait for it)."""
-        await self._entry(session_id)
+    async def open(self, session_id: str, *, new: bool = False) -> None:
+        """Hold a session live (before its first event, so subscribers wait for it).
+        `new`: the session was created just now, so it has no stored events to count."""
+        await self._entry(session_id, new=new)
 
-    async def _entry(self, session_id: str) -> _Live:
+    async def _entry(self, session_id: str, *, new: bool = False) -> _Live:
         live = self._live.get(session_id)
         if live is None:
             last = 0
-            if self.store is not None:
+            if self.store is not None and not new:
                 try:
                     last = await self.store.last_seq(session_id)
                 except Exception as exc:

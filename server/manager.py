@@ -272,7 +272,7 @@ class Investigations:
         except BaseException:
             self._reserved -= 1
             raise
-        await self.events.open(state.session_id)
+        await self.events.open(state.session_id, new=True)
         self._queue.put_nowait(Job(state.session_id, data))
         return state, True
 
@@ -317,7 +317,7 @@ class Investigations:
         except BaseException:
             self._reserved -= 1
             raise
-        await self.events.open(new.session_id)
+        await self.events.open(new.session_id, new=True)
         self._queue.put_nowait(Job(new.session_id, None, built_model, model_name))
         return new
 
