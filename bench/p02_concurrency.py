@@ -14,7 +14,9 @@ was bound by its own CPU: one Python process runs its Python code on one core at
 (`bench/bare.py`) with the same model and tool waits, on the same SQLite checkpointer, N
 at once against one alone, in a process of its own set up as the service's (no HTTP, no
 MCP, no events). And what worker processes would gain at best here: the same burst split
-over two services in processes of their own, half each, at once."""
+over two services in processes of their own, half each, at once. Then the whole
+measurement again with the history on PostgreSQL (a fresh database on the local server,
+dropped afterwards; skipped, saying why, when none is reachable)."""
 
 from __future__ import annotations
 
@@ -23,15 +25,61 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, Plan, Result, bench_alert, median
+from bench.pg import postgres_database, postgres_unreachable
 from bench.service import Service, service_for
 
 ID = "P2"
 TITLE = "N concurrent alerts (model 0.5 s, 3 iterations) vs one alone"
 TARGET = "≤ 1.3× one alone (N = 200)"
+
+
+@dataclass
+class Burst:
+    """One service measured: `singles` and `bursts` wall times, and CPU per alert."""
+
+    singles: list[float] = field(default_factory=list)
+    single_cpu: list[float] = field(default_factory=list)
+    bursts: list[float] = field(default_factory=list)
+    burst_cpu: list[float] = field(default_factory=list)
+    busy: list[float] = field(default_factory=list)
+    fixture_cpu: list[float] = field(default_factory=list)
+    client_cpu: list[float] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return median(self.bursts) / median(self.singles)
+
+    def cpu_ms(self, values: list[float]) -> float:
+        return round(median(values) * 1000, 1)
+
+
+async def measure(
+    service: Any, plan: Plan, n: int, *, single_runs: int, burst_runs: int, warm: bool
+) -> Burst:
+    """One alert alone `single_runs` times, then `n` at once `burst_runs` times."""
+    found = Burst()
+    if warm:
+        await service.run_burst([bench_alert(plan)])
+    for _ in range(single_runs):
+        cpu = service.cpu_seconds()
+        found.singles.append((await service.run_burst([bench_alert(plan)]))[0])
+        found.single_cpu.append(service.cpu_seconds() - cpu)
+    for _ in range(burst_runs):
+        cpu, fixture = service.cpu_seconds(), service.children_cpu_seconds()
+        client = time.process_time()
+        wall, _ = await service.run_burst([bench_alert(plan) for _ in range(n)])
+        spent = service.cpu_seconds() - cpu
+        found.bursts.append(wall)
+        found.busy.append(spent / wall)
+        found.burst_cpu.append(spent / n)
+        found.fixture_cpu.append((service.children_cpu_seconds() - fixture) / n)
+        found.client_cpu.append((time.process_time() - client) / n)
+    return found
 
 
 async def run(smoke: bool) -> Result:
@@ -40,41 +88,28 @@ async def run(smoke: bool) -> Result:
     plan = Plan(iterations=3, tools=2, latency=0.02 if smoke else 0.1, sizes=(4000, 20000))
     single_runs = 1 if smoke else 3
     burst_runs = 1 if smoke else 3
+    runs = {"single_runs": single_runs, "burst_runs": burst_runs}
     with tempfile.TemporaryDirectory(prefix="bench-p2-") as tmp:
         async with await service_for(
             smoke, Path(tmp), latency=latency, max_concurrent=n, max_queued=n
         ) as service:
-            if not smoke:
-                await service.run_burst([bench_alert(plan)])  # warm-up
-            singles, single_cpu = [], []
-            for _ in range(single_runs):
-                cpu = service.cpu_seconds()
-                singles.append((await service.run_burst([bench_alert(plan)]))[0])
-                single_cpu.append(service.cpu_seconds() - cpu)
-            bursts, burst_cpu, harness_cpu, busy = [], [], [], []
-            for _ in range(burst_runs):
-                cpu, fixture = service.cpu_seconds(), service.children_cpu_seconds()
-                client = time.process_time()
-                wall, _ = await service.run_burst([bench_alert(plan) for _ in range(n)])
-                spent = service.cpu_seconds() - cpu
-                bursts.append(wall)
-                busy.append(spent / wall)
-                burst_cpu.append(spent / n)
-                harness_cpu.append(
-                    (
-                        (service.children_cpu_seconds() - fixture) / n,
-                        (time.process_time() - client) / n,
-                    )
-                )
+            sqlite = await measure(service, plan, n, warm=not smoke, **runs)
             locked = service.log_lines("database is locked")
         floor = await bare_floor(Path(tmp), plan, n, latency, runs=single_runs)
         split = None if smoke else await two_processes(Path(tmp), plan, n, latency, burst_runs)
-    single, burst = median(singles), median(bursts)
-    ratio = burst / single
-    fixture_ms = median([f for f, _ in harness_cpu]) * 1000
-    client_ms = median([c for _, c in harness_cpu]) * 1000
+        postgres: Burst | str | None = None
+        if not smoke:
+            postgres = await on_postgres(Path(tmp), plan, n, latency, runs)
+    single, burst, ratio = median(sqlite.singles), median(sqlite.bursts), sqlite.ratio
     model_wait = (2 * plan.iterations + 1) * latency
     tool_wait = plan.iterations * plan.latency
+    if isinstance(postgres, Burst):
+        on_pg = (
+            f"; on PostgreSQL: {postgres.ratio:.2f}× (service "
+            f"{postgres.cpu_ms(postgres.burst_cpu):.0f} ms CPU per alert)"
+        )
+    else:
+        on_pg = f"; on PostgreSQL: {postgres}" if postgres else ""
     return Result(
         id=ID,
         title=TITLE.replace("N ", f"{n} ").replace("0.5 s", f"{latency:g} s"),
@@ -84,16 +119,19 @@ async def run(smoke: bool) -> Result:
         passed=ratio <= 1.3 if not smoke else None,
         summary=f"{n} at once {burst:.2f} s vs one alone {single:.2f} s = {ratio:.2f}× "
         f"(waits alone: model {model_wait:.2f} s + tools {tool_wait:.2f} s)"
-        + f"; CPU per alert in the burst: service {median(burst_cpu) * 1000:.0f} ms "
-        f"({median(single_cpu) * 1000:.0f} alone), fixture MCP server {fixture_ms:.0f} ms, "
-        f"client {client_ms:.0f} ms; the service process was busy {median(busy):.2f} of a "
-        "core throughout the burst; the bare LangGraph graph with the same waits: "
-        f"{floor['ratio']:.2f}× ({floor['cpu_ms_per_alert']:.0f} ms CPU per alert)"
+        + f"; CPU per alert in the burst: service {sqlite.cpu_ms(sqlite.burst_cpu):.0f} ms "
+        f"({sqlite.cpu_ms(sqlite.single_cpu):.0f} alone), fixture MCP server "
+        f"{sqlite.cpu_ms(sqlite.fixture_cpu):.0f} ms, client "
+        f"{sqlite.cpu_ms(sqlite.client_cpu):.0f} ms; the service process was busy "
+        f"{median(sqlite.busy):.2f} of a core throughout the burst; the bare LangGraph graph "
+        f"with the same waits: {floor['ratio']:.2f}× ({floor['cpu_ms_per_alert']:.0f} ms CPU "
+        "per alert)"
         + (
             f"; two service processes, half the burst each: {median(split) / single:.2f}×"
             if split
             else ""
         )
+        + on_pg
         + (f"; {locked} index writes failed: database is locked" if locked else ""),
         details={
             "alerts": n,
@@ -101,14 +139,14 @@ async def run(smoke: bool) -> Result:
             "iterations": plan.iterations,
             "tool_latency_s": plan.latency,
             "tool_output_bytes": list(plan.sizes),
-            "single_wall_s": [round(s, 3) for s in singles],
-            "burst_wall_s": [round(b, 3) for b in bursts],
+            "single_wall_s": [round(s, 3) for s in sqlite.singles],
+            "burst_wall_s": [round(b, 3) for b in sqlite.bursts],
             "ratio": round(ratio, 3),
-            "service_cpu_ms_per_alert_alone": round(median(single_cpu) * 1000, 1),
-            "service_cpu_ms_per_alert_in_burst": round(median(burst_cpu) * 1000, 1),
-            "fixture_mcp_server_cpu_ms_per_alert_in_burst": round(fixture_ms, 1),
-            "client_cpu_ms_per_alert_in_burst": round(client_ms, 1),
-            "service_cores_busy_in_burst": round(median(busy), 2),
+            "service_cpu_ms_per_alert_alone": sqlite.cpu_ms(sqlite.single_cpu),
+            "service_cpu_ms_per_alert_in_burst": sqlite.cpu_ms(sqlite.burst_cpu),
+            "fixture_mcp_server_cpu_ms_per_alert_in_burst": sqlite.cpu_ms(sqlite.fixture_cpu),
+            "client_cpu_ms_per_alert_in_burst": sqlite.cpu_ms(sqlite.client_cpu),
+            "service_cores_busy_in_burst": round(median(sqlite.busy), 2),
             "bare_langgraph_floor": floor,
             "two_processes": {
                 "burst_wall_s": [round(b, 3) for b in split],
@@ -116,10 +154,35 @@ async def run(smoke: bool) -> Result:
             }
             if split
             else None,
+            "postgresql": {
+                "single_wall_s": [round(s, 3) for s in postgres.singles],
+                "burst_wall_s": [round(b, 3) for b in postgres.bursts],
+                "ratio": round(postgres.ratio, 3),
+                "service_cpu_ms_per_alert_in_burst": postgres.cpu_ms(postgres.burst_cpu),
+                "service_cores_busy_in_burst": round(median(postgres.busy), 2),
+            }
+            if isinstance(postgres, Burst)
+            else postgres,
             "waits_alone_s": round(model_wait + tool_wait, 3),
             "index_writes_failed_database_locked": locked,
         },
     )
+
+
+async def on_postgres(
+    workdir: Path, plan: Plan, n: int, latency: float, runs: dict[str, int]
+) -> Burst | str:
+    """The same measurement with the service's history (index, events, checkpoints) on a
+    fresh database of the local PostgreSQL server; why not, when it cannot be reached."""
+    reason = postgres_unreachable()
+    if reason is not None:
+        return f"skipped: {reason}"
+    with postgres_database() as url:
+        (workdir / "pg").mkdir()
+        async with Service(
+            workdir / "pg", latency=latency, max_concurrent=n, max_queued=n, database_url=url
+        ) as service:
+            return await measure(service, plan, n, warm=True, **runs)
 
 
 async def two_processes(

@@ -35,6 +35,7 @@ async def serve(args: argparse.Namespace) -> None:
             Path(args.db),
             max_concurrent_alerts=args.max_concurrent,
             max_queued_alerts=args.max_queued,
+            **({"history_database_url": args.database_url} if args.database_url else {}),
         ),
         registry=registry(),
         chat_model=(ModelChoice("scripted", "bench"), scripted_model(args.latency)),
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--max-concurrent", type=int, default=10)
     parser.add_argument("--max-queued", type=int, default=100)
     parser.add_argument("--ready-file", required=True)
+    parser.add_argument("--database-url", help="the history there instead of SQLite at --db")
     from server import collector
 
     collector.pause()  # as the `sre-agent` command does

@@ -34,8 +34,11 @@ class Service:
         max_concurrent: int = 10,
         max_queued: int = 100,
         startup_timeout: float = 60.0,
+        database_url: str | None = None,
     ) -> None:
+        """`database_url`: the history there instead of SQLite at `db`."""
         self.workdir = workdir
+        self.database_url = database_url
         self.db = db or workdir / "data" / "sre-agent.db"
         self.latency = latency
         self.max_concurrent = max_concurrent
@@ -80,6 +83,7 @@ class Service:
                 str(self.max_queued),
                 "--ready-file",
                 str(ready),
+                *(("--database-url", self.database_url) if self.database_url else ()),
             ],
             cwd=self.workdir,
             env=env,
