@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,9 @@ from server.store import Store
 log = logging.getLogger(__name__)
 
 _DB_POLL_SECONDS = 1.0
+
+Numbered = list[tuple[int, dict[str, Any]]]
+"""Events with their seqs."""
 
 
 @dataclass
@@ -96,28 +99,50 @@ class EventLog:
 
     async def _write_loop(self) -> None:
         while True:
-            session_id = await self._dirty.get()
+            dirty = {await self._dirty.get()}
             await asyncio.sleep(0)  # let a burst of events collect into one batch
-            await self._save(session_id)
+            while not self._dirty.empty():
+                dirty.add(self._dirty.get_nowait())
+            await self._save(dirty)
 
-    async def _save(self, session_id: str) -> None:
-        live = self._live.get(session_id)
-        if live is None or not live.unsaved or self.store is None:
+    async def _save(self, session_ids: Iterable[str]) -> None:
+        """Write the sessions' unsaved events in one transaction; when that fails, each
+        session's on its own, so one that cannot be written holds up no other. Events not
+        written stay in memory (the streams go on from there) and are retried with the
+        session's next event."""
+        if self.store is None:
             return
-        batch = list(live.unsaved)
+        batches = {
+            sid: list(live.unsaved)
+            for sid in session_ids
+            if (live := self._live.get(sid)) is not None and live.unsaved
+        }
+        if not batches:
+            return
+        error = await self._write(batches)
+        if error is not None and len(batches) > 1:
+            errors = [await self._write({sid: batch}) for sid, batch in batches.items()]
+            error = next((e for e in errors if e is not None), None)
+        if error is None:
+            self.write_error = None
+            return
+        if self.write_error is None:
+            log.error("event log: database write failed, keeping events in memory: %s", error)
+        self.write_error = f"{type(error).__name__}: {error}"
+
+    async def _write(self, batches: dict[str, Numbered]) -> Exception | None:
+        assert self.store is not None
         try:
-            await self.store.insert_events(session_id, batch)
-        except Exception as exc:  # the stream goes on from memory; retried on next event
-            if self.write_error is None:
-                log.error("event log: database write failed, keeping events in memory: %s", exc)
-            self.write_error = f"{type(exc).__name__}: {exc}"
-            return
-        self.write_error = None
-        del live.unsaved[: len(batch)]
+            await self.store.insert_events(batches)
+        except Exception as exc:
+            return exc
+        for sid, batch in batches.items():
+            if (live := self._live.get(sid)) is not None:
+                del live.unsaved[: len(batch)]
+        return None
 
     async def flush(self) -> None:
-        for session_id in list(self._live):
-            await self._save(session_id)
+        await self._save(list(self._live))
 
     async def past(self, session_id: str) -> list[dict[str, Any]]:
         """Every event of the session so far, oldest first: the stored ones, then those

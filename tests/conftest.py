@@ -4,11 +4,12 @@ a context factory with a scripted model."""
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from graph.config import AppConfig
 from graph.context import Context
@@ -16,6 +17,9 @@ from graph.registry import AgentRegistry
 from graph.runbooks import RunbookFetcher
 from graph.scripted_model import ScriptedChatModel
 from graph.toolbox import Toolbox
+from server.store import Store
+from server.store.models import VERSION_TABLE
+from tests.pg import fresh_database
 
 SERVERS = Path(__file__).parent / "servers"
 
@@ -92,3 +96,39 @@ def make_context(ops_toolbox: Toolbox, runbooks_dir: Path) -> Callable[..., Cont
         )
 
     return make
+
+
+# --- the service's index, on SQLite and on the local PostgreSQL server ------------------
+
+SRE_TABLES = ("sre_events", "sre_sessions", VERSION_TABLE)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh database `sre_agent_test_<random>` for this run, dropped afterwards."""
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database (no sre_ tables yet)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/data/sre-agent.db"
+    url: str = request.getfixturevalue("pg_database")
+    store = Store(url)
+    try:
+        async with store.engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE IF EXISTS {', '.join(SRE_TABLES)}"))
+    finally:
+        await store.close()
+    return url
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    s = await Store.open(db_url)
+    try:
+        yield s
+    finally:
+        await s.close()

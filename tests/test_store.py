@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from pathlib import Path
@@ -21,41 +21,8 @@ from sqlalchemy.exc import OperationalError
 from server.store import DuplicateSession, SessionNotFound, SessionRecord, Store, migrate
 from server.store.migrate import include_name
 from server.store.models import VERSION_TABLE, Base
-from tests.pg import fresh_database
 
-SRE_TABLES = ("sre_events", "sre_sessions", VERSION_TABLE)
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
-
-
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh database `sre_agent_test_<random>` for this run, dropped afterwards."""
-    with fresh_database() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty database (no sre_ tables yet)."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/data/sre-agent.db"
-    url: str = request.getfixturevalue("pg_database")
-    store = Store(url)
-    try:
-        async with store.engine.begin() as conn:
-            await conn.execute(text(f"DROP TABLE IF EXISTS {', '.join(SRE_TABLES)}"))
-    finally:
-        await store.close()
-    return url
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    s = await Store.open(db_url)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def _new(store: Store, n: int, **overrides: Any) -> SessionRecord:

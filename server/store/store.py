@@ -334,29 +334,33 @@ class Store:
             await conn.execute(insert(EVENTS), rows)
         return [row["seq"] for row in rows]
 
-    async def insert_events(
-        self, session_id: str, events: list[tuple[int, dict[str, Any]]]
-    ) -> None:
-        """Store events whose seqs the caller assigned (the live event log does); a seq that
-        is already stored is skipped, so a retried batch is harmless."""
-        if not events:
+    async def insert_events(self, batches: Mapping[str, list[tuple[int, dict[str, Any]]]]) -> None:
+        """Store events whose seqs the caller assigned (the live event log does), of any
+        number of sessions, in one transaction; a seq at or below a session's stored last
+        is skipped, so a retried batch is harmless and seqs only grow."""
+        batches = {sid: events for sid, events in batches.items() if events}
+        if not batches:
             return
-        async with self._append_lock(session_id), self._write() as conn:
-            last = await self._last_seq(conn, session_id)
-            now = utcnow()
-            rows = [
-                {
-                    "session_id": session_id,
-                    "seq": seq,
-                    "type": str(event.get("type") or ""),
-                    "data": event,
-                    "created_at": now,
-                }
-                for seq, event in events
-                if seq > last
-            ]
-            if rows:
-                await conn.execute(insert(EVENTS), rows)
+        async with contextlib.AsyncExitStack() as locks:
+            for session_id in sorted(batches):  # one order: no two callers wait on each other
+                await locks.enter_async_context(self._append_lock(session_id))
+            async with self._write() as conn:
+                last = await self._last_seqs(conn, list(batches))
+                now = utcnow()
+                rows = [
+                    {
+                        "session_id": session_id,
+                        "seq": seq,
+                        "type": str(event.get("type") or ""),
+                        "data": event,
+                        "created_at": now,
+                    }
+                    for session_id, events in batches.items()
+                    for seq, event in events
+                    if seq > last.get(session_id, 0)
+                ]
+                if rows:
+                    await conn.execute(insert(EVENTS), rows)
 
     def _append_lock(self, session_id: str) -> asyncio.Lock:
         lock = self._append_locks.get(session_id)
@@ -383,6 +387,18 @@ class Store:
         """The seq of the session's latest event; 0 when it has none."""
         async with self._engine.connect() as conn:
             return await self._last_seq(conn, session_id)
+
+    @staticmethod
+    async def _last_seqs(conn: AsyncConnection, session_ids: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in _chunks(session_ids):
+            query = (
+                select(EVENTS.c.session_id, func.max(EVENTS.c.seq))
+                .where(EVENTS.c.session_id.in_(chunk))
+                .group_by(EVENTS.c.session_id)
+            )
+            found.update((sid, int(seq)) for sid, seq in (await conn.execute(query)).all())
+        return found
 
     @staticmethod
     async def _last_seq(conn: AsyncConnection, session_id: str) -> int:

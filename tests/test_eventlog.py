@@ -1,0 +1,62 @@
+"""The event log writes the events of many sessions in one transaction; a session whose
+events cannot be written holds up no other, keeps its events in memory, and they are
+written once the database takes them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from server.eventlog import EventLog
+from server.store import Store
+
+
+async def test_a_batch_of_many_sessions_is_stored_and_a_retried_one_is_harmless(store: Store):
+    batches = {f"s{n}": [(1, {"type": "a", "n": n}), (2, {"type": "b", "n": n})] for n in range(30)}
+    await store.insert_events(batches)
+    await store.insert_events({"s3": [(2, {"type": "again"}), (3, {"type": "c"})]})
+    for n in range(30):
+        stored = await store.events_after(f"s{n}")
+        expected = [(1, "a"), (2, "b")] + ([(3, "c")] if n == 3 else [])
+        assert [(seq, event["type"]) for seq, event in stored] == expected
+
+
+class Refusing(Store):
+    """A store that cannot write the events of the sessions in `refused`."""
+
+    refused: set[str]
+
+    async def insert_events(self, batches: Mapping[str, list[tuple[int, dict[str, Any]]]]) -> None:
+        if self.refused & set(batches):
+            raise RuntimeError("disk full")
+        await super().insert_events(batches)
+
+
+async def test_a_session_that_cannot_be_written_holds_up_no_other(db_url: str):
+    store = await Refusing.open(db_url)
+    assert isinstance(store, Refusing)
+    store.refused = {"bad"}
+    log = EventLog(store)
+    await log.start()
+    try:
+        for sid in ("bad", "good1", "good2"):
+            await log.open(sid, new=True)
+        for n in range(3):
+            for sid in ("bad", "good1", "good2"):
+                await log.append(sid, {"type": "x", "n": n})
+        await asyncio.sleep(0.2)
+        for sid in ("good1", "good2"):
+            assert [seq for seq, _ in await store.events_after(sid)] == [1, 2, 3]
+        assert await store.events_after("bad") == []
+        assert log.write_error == "RuntimeError: disk full"
+        assert [e["n"] for e in await log.past("bad")] == [0, 1, 2]  # still readable
+
+        store.refused = set()  # the database takes them again
+        await log.append("bad", {"type": "session_completed"})
+        await asyncio.sleep(0.2)
+        assert [seq for seq, _ in await store.events_after("bad")] == [1, 2, 3, 4]
+        assert log.write_error is None
+    finally:
+        await log.aclose()
+        await store.close()
