@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -94,6 +95,18 @@ class Settings(BaseSettings):
         default=1800.0, gt=0, description="Default seconds per alert (agents may set)."
     )
     max_concurrent_alerts: int = Field(default=10, ge=1)
+    replica_id: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        description="This service process's name among the replicas sharing one database "
+        "(default: the host name). Give each process on one host its own (REPLICA_ID).",
+    )
+    session_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        description="How long a replica's claim on a running session holds without renewal: "
+        "after it dies, another replica resumes its sessions this much later.",
+    )
     max_queued_alerts: int = Field(default=100, ge=0, description="Waiting beyond the running.")
     alertmanager_dedup_window: float = Field(
         default=3600,

@@ -61,7 +61,7 @@ async def test_upgrade_0001_to_head_keeps_rows_with_null_fingerprint(db_url: str
 
     new = await Store.open(db_url)  # migrates to head
     try:
-        assert await migrate.recorded_revision(new.engine) == migrate.head_revision() == "0003"
+        assert await migrate.recorded_revision(new.engine) == migrate.head_revision() == "0004"
         async with new.engine.connect() as conn:
             columns, indexes = await conn.run_sync(_session_columns_and_indexes)
         assert "fingerprint" in columns and "ix_sre_sessions_fingerprint" in indexes

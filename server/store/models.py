@@ -85,6 +85,8 @@ class SessionRow(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String, unique=True)
     session_metadata: Mapped[dict[str, Any]] = mapped_column(json_type())
     fingerprint: Mapped[str | None] = mapped_column(String)
+    owner: Mapped[str | None] = mapped_column(String)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         Index(None, "status"),

@@ -44,6 +44,8 @@ class SessionRecord:
     idempotency_key: str | None = None
     session_metadata: dict[str, Any] = field(default_factory=dict)
     fingerprint: str | None = None  # the source alert's identity (Alertmanager's fingerprint)
+    owner: str | None = None  # the replica running it (`REPLICA_ID`), while unfinished
+    lease_expires_at: datetime | None = None  # the owner's claim, renewed while it runs
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: every attribute, datetimes as ISO 8601 strings (UTC, microseconds)."""

@@ -73,6 +73,12 @@ class Store:
         )
 
     @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction (see `_write`), for the store's companions (leases.py)."""
+        async with self._write() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction. With SQLite, writers queue on `write_lock` (shared with the
         checkpointer): SQLite has one write lock, and its busy handler sleeps in growing
@@ -135,8 +141,11 @@ class Store:
         parent_checkpoint_id: str | None = None,
         session_metadata: dict[str, Any] | None = None,
         fingerprint: str | None = None,
+        owner: str | None = None,
+        lease_expires_at: datetime | None = None,
     ) -> SessionRecord:
-        """Insert a session; `DuplicateSession` if its id, alert id or idempotency key is taken."""
+        """Insert a session; `DuplicateSession` if its id, alert id or idempotency key is taken.
+        `owner`, `lease_expires_at`: the replica that runs it, and until when (leases.py)."""
         _check_status(status)
         now = utcnow()
         record = SessionRecord(
@@ -155,6 +164,8 @@ class Store:
             session_metadata=dict(session_metadata or {}),
             completed_at=now if status in _TERMINAL else None,
             fingerprint=fingerprint,
+            owner=owner,
+            lease_expires_at=lease_expires_at,
         )
         try:
             async with self._write() as conn:

@@ -1,0 +1,106 @@
+"""Which replica runs an unfinished session: a lease in the session's row.
+
+Several service processes (replicas) may share one database. A session is run by one of
+them, its owner (`REPLICA_ID`), which renews its lease while it runs. A replica that starts
+resumes only the unfinished sessions nobody holds: no owner (released at a clean stop, or
+written before leases existed), its own from an earlier life (a restart under the same
+id), or an owner whose lease ran out (it died). Each is claimed in one conditional UPDATE,
+so two replicas never both claim a session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, or_, select, update
+
+from server.store.models import SESSIONS
+from server.store.records import UNFINISHED, SessionRecord
+from server.store.store import Store, utcnow
+
+
+class Leases:
+    """This replica's leases: `owner` holds a session for `seconds` after each renewal."""
+
+    def __init__(self, store: Store, owner: str, seconds: float) -> None:
+        self.store, self.owner, self.seconds = store, owner, seconds
+
+    def expiry(self, now: datetime | None = None) -> datetime:
+        """When a lease taken or renewed now runs out."""
+        return (now or utcnow()) + timedelta(seconds=self.seconds)
+
+    def _free(self, now: datetime) -> ColumnElement[bool]:
+        return or_(
+            SESSIONS.c.owner.is_(None),
+            SESSIONS.c.owner == self.owner,
+            SESSIONS.c.lease_expires_at.is_(None),
+            SESSIONS.c.lease_expires_at < now,
+        )
+
+    async def claim(
+        self,
+        *,
+        besides: Collection[str] = (),
+        unless: Callable[[SessionRecord], bool] = lambda _: False,
+    ) -> list[SessionRecord]:
+        """Claim the unfinished sessions this replica may run, oldest first, except those in
+        `besides` (the ones it runs or queues already) and those `unless` refuses; returns
+        the claimed ones."""
+        now = utcnow()
+        query = (
+            select(SESSIONS)
+            .where(SESSIONS.c.status.in_(UNFINISHED), self._free(now))
+            .order_by(SESSIONS.c.started_at, SESSIONS.c.session_id)
+        )
+        async with self.store.engine.connect() as conn:
+            candidates = [
+                SessionRecord(**row) for row in (await conn.execute(query)).mappings().all()
+            ]
+        claimed = []
+        until = self.expiry(now)
+        for record in candidates:
+            if record.session_id in besides or unless(record):
+                continue
+            async with self.store.write() as conn:
+                result = await conn.execute(
+                    update(SESSIONS)
+                    .where(
+                        SESSIONS.c.session_id == record.session_id,
+                        SESSIONS.c.status.in_(UNFINISHED),
+                        self._free(now),
+                    )
+                    .values(owner=self.owner, lease_expires_at=until)
+                )
+            if result.rowcount == 1:
+                claimed.append(replace(record, owner=self.owner, lease_expires_at=until))
+        return claimed
+
+    async def renew(self, session_ids: Collection[str]) -> set[str]:
+        """Extend the leases of `session_ids`; returns those another replica owns now (it
+        took them over while this one could not renew)."""
+        if not session_ids:
+            return set()
+        ids = list(session_ids)
+        async with self.store.write() as conn:
+            await conn.execute(
+                update(SESSIONS)
+                .where(SESSIONS.c.session_id.in_(ids), SESSIONS.c.owner == self.owner)
+                .values(lease_expires_at=self.expiry())
+            )
+            taken = await conn.execute(
+                select(SESSIONS.c.session_id).where(
+                    SESSIONS.c.session_id.in_(ids), SESSIONS.c.owner != self.owner
+                )
+            )
+            return set(taken.scalars().all())
+
+    async def release(self) -> None:
+        """Give up this replica's unfinished sessions: another replica, or this one's next
+        start, resumes them at once."""
+        async with self.store.write() as conn:
+            await conn.execute(
+                update(SESSIONS)
+                .where(SESSIONS.c.owner == self.owner, SESSIONS.c.status.in_(UNFINISHED))
+                .values(owner=None, lease_expires_at=None)
+            )
