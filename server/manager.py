@@ -3,7 +3,11 @@ MAX_CONCURRENT_ALERTS workers, events into the event log, status into the index.
 
 A client never runs an investigation: disconnecting from a stream cannot cancel one. On
 shutdown the workers stop where they are (the last checkpoint); on start, sessions left
-queued or processing resume from their last checkpoint."""
+queued or processing resume from their last checkpoint.
+
+Replicas (service processes sharing one database) each run the sessions they hold a lease
+on (server/store/leases.py), renew those leases while they run, and take over the sessions
+of a replica whose leases ran out."""
 
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from server.metrics import Metrics
 from server.session_index import SessionIndex
 from server.sessions import SessionState, now
 from server.store import DuplicateSession, SessionRecord, Store
+from server.store.leases import Leases
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,10 @@ INTERRUPTED = "interrupted: the command stopped before the investigation finishe
 
 class QueueFull(RuntimeError):
     """Too many investigations are running or waiting; retry later."""
+
+
+class LeaseLost(Exception):
+    """Another replica took the session over while this one could not renew its lease."""
 
 
 @dataclass
@@ -91,6 +100,15 @@ class Investigations:
         self._model_factory = model_factory or self._build_model
         self._running_ids: set[str] = set()
         self._recovery: asyncio.Task[None] | None = None
+        self.recovered = asyncio.Event()  # set once the start-up recovery has queued its sessions
+        self._mine: set[str] = set()  # queued or running here
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # running here
+        settings = services.settings
+        self.leases = (
+            Leases(store, settings.replica_id, settings.session_lease_seconds)
+            if store is not None and resumable
+            else None
+        )
         self._key_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # key → (lock, users)
         self.metrics = metrics or Metrics()
         self.metrics.track_load(self.load)
@@ -105,7 +123,7 @@ class Investigations:
             for n in range(self.max_concurrent)
         ]
         if self.resumable:  # in the background: a large backlog must not keep the port closed
-            self._recovery = asyncio.create_task(self._recover(), name="recover-sessions")
+            self._recovery = asyncio.create_task(self._keep_leases(), name="recover-sessions")
 
     async def stop(self) -> None:
         """Stop now. Running and queued sessions stay at their last checkpoint and resume on
@@ -123,6 +141,11 @@ class Investigations:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
         self._workers.clear()
+        if self.leases is not None:
+            try:  # another replica, or the next start, resumes them at once
+                await self.leases.release()
+            except Exception as exc:
+                log.warning("could not release the leases of unfinished sessions: %s", exc)
         if not self.resumable:
             for session_id in unfinished:
                 state = self.sessions.held(session_id)
@@ -130,21 +153,49 @@ class Investigations:
                     await self._end_failed(state, INTERRUPTED, level=logging.INFO)
         await self.sessions.aclose()
 
-    async def _recover(self) -> None:
+    async def _keep_leases(self) -> None:
+        """Resume what this replica may run; then, every third of a lease, renew the
+        leases of the sessions here (stopping those another replica took over) and take
+        over the sessions of replicas whose leases ran out."""
+        await self._recover(first=True)
+        self.recovered.set()
+        if self.leases is None:
+            return
+        while True:
+            await asyncio.sleep(self.leases.seconds / 3)
+            try:
+                lost = await self.leases.renew(self._mine)
+            except Exception as exc:
+                log.warning("could not renew the leases of the running sessions: %s", exc)
+                continue
+            for session_id in lost:
+                task = self._tasks.get(session_id)
+                if task is not None:
+                    task.cancel()
+            await self._recover(first=False)
+
+    async def _recover(self, *, first: bool) -> None:
         if self.store is None:
             return
         try:
-            unfinished = await self.store.unfinished_sessions()
+            if self.leases is None:
+                unfinished = await self.store.unfinished_sessions()
+            else:
+                unfinished = await self.leases.claim(besides=self._mine, unless=_cli_session)
+            everything = await self.store.unfinished_sessions() if first else []
         except Exception as exc:
             self.sessions.failed(exc)
             return
+        if first:
+            for record in everything:
+                if _cli_session(record):
+                    log.warning(
+                        "session %s is not resumed: a command-line run started it, with its "
+                        "own configuration (it may still be running)",
+                        record.session_id,
+                    )
         for record in unfinished:
-            if record.session_metadata.get("resumable") is False:
-                log.warning(
-                    "session %s is not resumed: a command-line run started it, with its own "
-                    "configuration (it may still be running)",
-                    record.session_id,
-                )
+            if _cli_session(record):
                 continue
             try:
                 await self._resume(record)
@@ -183,7 +234,7 @@ class Investigations:
         state.status, state.current_step = "queued", "resuming"
         await self.events.open(record.session_id)
         self._reserved += 1
-        self._queue.put_nowait(
+        self._enqueue(
             Job(record.session_id, None if has_checkpoint else record.alert_data, model, model_name)
         )
 
@@ -268,12 +319,13 @@ class Investigations:
                 idempotency_key=idempotency_key,
                 fingerprint=fingerprint,
                 session_metadata=self._metadata(),
+                **self._lease(),
             )
         except BaseException:
             self._reserved -= 1
             raise
         await self.events.open(state.session_id, new=True)
-        self._queue.put_nowait(Job(state.session_id, data))
+        self._enqueue(Job(state.session_id, data))
         return state, True
 
     async def replay(
@@ -313,16 +365,27 @@ class Investigations:
                 parent_session_id=session_id,
                 parent_checkpoint_id=checkpoint_id,
                 session_metadata=self._metadata(),
+                **self._lease(),
             )
         except BaseException:
             self._reserved -= 1
             raise
         await self.events.open(new.session_id, new=True)
-        self._queue.put_nowait(Job(new.session_id, None, built_model, model_name))
+        self._enqueue(Job(new.session_id, None, built_model, model_name))
         return new
 
     def _metadata(self) -> dict[str, Any]:
         return {} if self.resumable else {"resumable": False}
+
+    def _lease(self) -> dict[str, Any]:
+        """The columns that make a new session this replica's."""
+        if self.leases is None:
+            return {}
+        return {"owner": self.leases.owner, "lease_expires_at": self.leases.expiry()}
+
+    def _enqueue(self, job: Job) -> None:
+        self._mine.add(job.session_id)
+        self._queue.put_nowait(job)
 
     def _build_model(self, name: str) -> tuple[BaseChatModel, str]:
         if name == DEMO_LABEL:
@@ -340,7 +403,13 @@ class Investigations:
             self._running_ids.add(job.session_id)
             try:
                 with log_context(job.session_id):
-                    await self._run(job)
+                    await self._run_stoppable(job)
+            except LeaseLost:
+                log.warning(
+                    "session %s: another replica took it over (this one could not renew its "
+                    "lease); stopped here",
+                    job.session_id,
+                )
             except Exception as exc:
                 log.exception("session %s: unexpected failure", job.session_id)
                 state = self.sessions.held(job.session_id)
@@ -350,7 +419,25 @@ class Investigations:
             finally:
                 self._running -= 1
                 self._running_ids.discard(job.session_id)
+                self._mine.discard(job.session_id)
                 self._reserved -= 1
+
+    async def _run_stoppable(self, job: Job) -> None:
+        """`_run` as a task of its own, which `_keep_leases` cancels when another replica
+        took the session over (LeaseLost then); stopping the worker stops it too."""
+        task = asyncio.create_task(self._run(job), name=f"session-{job.session_id}")
+        self._tasks[job.session_id] = task
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:  # the worker stops: so does the session, here
+            task.cancel()
+            await asyncio.wait({task})
+            raise
+        finally:
+            del self._tasks[job.session_id]
+        if task.cancelled():
+            raise LeaseLost(job.session_id)
+        task.result()
 
     async def _run(self, job: Job) -> None:
         sid = job.session_id
@@ -485,6 +572,12 @@ class Investigations:
             if self.saver is not None:
                 await self.saver.adelete_thread(session_id)
         return len(removed)
+
+
+def _cli_session(record: SessionRecord) -> bool:
+    """Started by a command-line run: never resumed by the service (it ran with the CLI's
+    configuration, and may still be running)."""
+    return record.session_metadata.get("resumable") is False
 
 
 _STATE_KEYS = {

@@ -286,8 +286,8 @@ async def test_a_command_line_session_is_never_resumed_by_the_service(
 
         model = ScriptedChatModel(responder=two_iterations, latency=0.02)
         async with serve(settings, model) as service:
-            recovery = service.app.state.runtime.investigations._recovery
-            await asyncio.wait_for(recovery, 20)  # the service's start-up recovery is done
+            investigations = service.app.state.runtime.investigations
+            await asyncio.wait_for(investigations.recovered.wait(), 20)  # start-up recovery done
             status = (await service.client.get(f"/processing-status/{state.alert_id}")).json()
             assert status["status"] == "processing"  # the CLI's, untouched
             assert model.requests == []  # the service did not run it

@@ -1,0 +1,143 @@
+"""Two `sre-agent serve` processes (replicas) on one database, proven with real processes
+(tests/soak/harness.py): a replica never runs a session another live replica runs (its
+lease is renewed), and when that replica is killed the other one takes its sessions over
+once their leases run out, resumes them from their last checkpoints and completes them,
+without running again a tool call whose result was checkpointed. And a replica that stops
+cleanly hands its sessions over at once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graph.scripted_model import ScriptedChatModel
+from graph.settings import Settings
+from tests.fakes.chat_completions import FakeChatCompletions
+from tests.integration.test_crash_recovery import (  # noqa: F401 - fixtures among them
+    announced_iterations,
+    checkpointed_sessions,
+    history_url,
+    index_statuses,
+    service_env,
+    workdir,
+)
+from tests.service.conftest import serve, two_iterations
+from tests.soak.harness import (
+    Client,
+    Script,
+    ServiceProcess,
+    alert,
+    checkpointed_calls,
+    executions,
+    quiet_disconnects,
+    read_call_log,
+    write_config,
+)
+
+pytestmark = pytest.mark.timeout(240)
+
+LEASE = 2.0
+
+
+async def test_a_killed_replicas_sessions_are_taken_over_by_a_live_one(
+    tmp_path: Path,
+    history_url: str,  # noqa: F811
+):
+    url = history_url
+    call_log = tmp_path / "mcp-calls.jsonl"
+    keys = [f"ns-{n}" for n in range(6)]
+    with FakeChatCompletions(Script(calls=(2, 1), tool_seconds=0.3), latency=0.3) as fake:
+        quiet_disconnects(fake)
+        replicas = []
+        for name in ("a", "b"):
+            workdir = tmp_path / name
+            workdir.mkdir()
+            config = write_config(workdir, call_log=call_log)
+            env = service_env(
+                fake,
+                workdir,
+                config,
+                HISTORY_DATABASE_URL=url,
+                MAX_CONCURRENT_ALERTS="2",
+                REPLICA_ID=name,
+                SESSION_LEASE_SECONDS=str(LEASE),
+            )
+            replicas.append(ServiceProcess(workdir, env))
+        a, b = replicas
+        try:
+            await a.start()
+            await b.start()
+            sessions = {k: (await Client(a).submit(alert(k), k))["session_id"] for k in keys}
+            ids = list(sessions.values())
+
+            # Two leases' time with sessions in flight on a: b leaves them alone.
+            await asyncio.sleep(2 * LEASE)
+            assert "resuming session" not in b.log_path().read_text()
+            assert (await Client(b).load())["running"] == 0
+
+            deadline = time.monotonic() + 30
+            while await checkpointed_sessions(a, ids) < 2:
+                assert time.monotonic() < deadline, "no tool results were checkpointed in 30 s"
+                await asyncio.sleep(0.05)
+            await a.kill()
+            killed_at = time.monotonic()
+            at_kill = read_call_log(call_log)
+            finished = await checkpointed_calls(url)
+            statuses = await index_statuses(url)
+            interrupted = [sid for sid in ids if statuses[sid] in ("queued", "processing")]
+            assert interrupted, statuses
+
+            final = await Client(b).wait_terminal(set(ids), limit=90)
+            taken_over = b.log_path().read_text()
+        finally:
+            for replica in replicas:
+                await replica.stop()
+
+    assert [s["status"] for s in final] == ["completed"] * len(keys)
+    for sid in interrupted:
+        assert f"resuming session {sid} (" in taken_over
+    assert time.monotonic() - killed_at > LEASE  # not before a's leases ran out
+    assert set(map(tuple, (await announced_iterations(url, ids)).values())) == {(1, 2)}
+    after = await checkpointed_calls(url)
+    for key, sid in sessions.items():
+        assert sorted(after[sid]) == [(key, 1, 1), (key, 1, 2), (key, 2, 1)]
+    runs_at_kill, runs = executions(at_kill), executions(read_call_log(call_log))
+    for call in {call for calls in finished.values() for call in calls}:
+        assert runs_at_kill[call] == runs[call] == 1, call
+
+
+async def test_a_replica_that_stops_cleanly_hands_its_sessions_over_at_once(
+    tmp_path: Path,
+):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
+
+    def settings(replica: str) -> Settings:
+        return Settings(
+            _env_file=None,
+            history_database_url=url,  # type: ignore[call-arg]
+            replica_id=replica,
+            session_lease_seconds=6,  # renewed and swept every 2 s
+        )
+
+    fast = ScriptedChatModel(responder=two_iterations, latency=0.02)
+    async with serve(settings("b"), fast) as b:
+        slow = ScriptedChatModel(responder=two_iterations, latency=0.4)
+        async with serve(settings("a"), slow) as a:
+            accepted = await a.submit()
+            seen: list[dict[str, Any]] = []
+            async with asyncio.timeout(20):  # a is in its first iteration's partial analysis
+                while not any(e["event"] == "partial_analysis" for e in seen):
+                    seen = await a.events(accepted["alert_id"], limit=len(seen) + 1)
+        stopped = time.monotonic()
+        assert fast.requests == []  # a ran it until it stopped
+        status = await b.wait_done(accepted["alert_id"], limit=20)
+        assert time.monotonic() - stopped < 6  # released: no waiting for the lease to run out
+        events = await b.events(accepted["alert_id"])
+    assert status["status"] == "completed"
+    started = [e for e in events if e["event"] == "session_started"]
+    assert [s["data"]["data"]["resumed"] for s in started] == [False, True]
+    assert fast.requests  # b finished it
