@@ -16,7 +16,8 @@ at once against one alone, in a process of its own set up as the service's (no H
 MCP, no events). And what worker processes would gain at best here: the same burst split
 over two services in processes of their own, half each, at once. Then the whole
 measurement again with the history on PostgreSQL (a fresh database on the local server,
-dropped afterwards; skipped, saying why, when none is reachable)."""
+dropped afterwards; skipped, saying why, when none is reachable), and the burst split over
+two replicas sharing that database."""
 
 from __future__ import annotations
 
@@ -97,17 +98,29 @@ async def run(smoke: bool) -> Result:
             locked = service.log_lines("database is locked")
         floor = await bare_floor(Path(tmp), plan, n, latency, runs=single_runs)
         split = None if smoke else await two_processes(Path(tmp), plan, n, latency, burst_runs)
-        postgres: Burst | str | None = None
+        postgres: tuple[Burst, list[float]] | str | None = None
         if not smoke:
             postgres = await on_postgres(Path(tmp), plan, n, latency, runs)
     single, burst, ratio = median(sqlite.singles), median(sqlite.bursts), sqlite.ratio
     model_wait = (2 * plan.iterations + 1) * latency
     tool_wait = plan.iterations * plan.latency
-    if isinstance(postgres, Burst):
+    pg_details: dict[str, Any] | str | None = postgres if isinstance(postgres, str) else None
+    if isinstance(postgres, tuple):
+        pg, replicas = postgres
         on_pg = (
-            f"; on PostgreSQL: {postgres.ratio:.2f}× (service "
-            f"{postgres.cpu_ms(postgres.burst_cpu):.0f} ms CPU per alert)"
+            f"; on PostgreSQL: {pg.ratio:.2f}× (service {pg.cpu_ms(pg.burst_cpu):.0f} ms CPU "
+            f"per alert), two replicas on that database, half the burst each: "
+            f"{median(replicas) / median(pg.singles):.2f}×"
         )
+        pg_details = {
+            "single_wall_s": [round(s, 3) for s in pg.singles],
+            "burst_wall_s": [round(b, 3) for b in pg.bursts],
+            "ratio": round(pg.ratio, 3),
+            "service_cpu_ms_per_alert_in_burst": pg.cpu_ms(pg.burst_cpu),
+            "service_cores_busy_in_burst": round(median(pg.busy), 2),
+            "two_replicas_burst_wall_s": [round(b, 3) for b in replicas],
+            "two_replicas_ratio": round(median(replicas) / median(pg.singles), 3),
+        }
     else:
         on_pg = f"; on PostgreSQL: {postgres}" if postgres else ""
     return Result(
@@ -154,15 +167,7 @@ async def run(smoke: bool) -> Result:
             }
             if split
             else None,
-            "postgresql": {
-                "single_wall_s": [round(s, 3) for s in postgres.singles],
-                "burst_wall_s": [round(b, 3) for b in postgres.bursts],
-                "ratio": round(postgres.ratio, 3),
-                "service_cpu_ms_per_alert_in_burst": postgres.cpu_ms(postgres.burst_cpu),
-                "service_cores_busy_in_burst": round(median(postgres.busy), 2),
-            }
-            if isinstance(postgres, Burst)
-            else postgres,
+            "postgresql": pg_details,
             "waits_alone_s": round(model_wait + tool_wait, 3),
             "index_writes_failed_database_locked": locked,
         },
@@ -171,41 +176,62 @@ async def run(smoke: bool) -> Result:
 
 async def on_postgres(
     workdir: Path, plan: Plan, n: int, latency: float, runs: dict[str, int]
-) -> Burst | str:
+) -> tuple[Burst, list[float]] | str:
     """The same measurement with the service's history (index, events, checkpoints) on a
-    fresh database of the local PostgreSQL server; why not, when it cannot be reached."""
+    fresh database of the local PostgreSQL server, then the burst split over two replicas
+    on that database (`REPLICA_ID`s of their own, half each, at once); why not, when the
+    server cannot be reached."""
     reason = postgres_unreachable()
     if reason is not None:
         return f"skipped: {reason}"
     with postgres_database() as url:
-        (workdir / "pg").mkdir()
-        async with Service(
-            workdir / "pg", latency=latency, max_concurrent=n, max_queued=n, database_url=url
-        ) as service:
-            return await measure(service, plan, n, warm=True, **runs)
+
+        def replica(name: str) -> Service:
+            (workdir / name).mkdir()
+            return Service(
+                workdir / name,
+                latency=latency,
+                max_concurrent=n,
+                max_queued=n,
+                database_url=url,
+                replica_id=name,
+            )
+
+        async with replica("pg-1") as first:
+            found = await measure(first, plan, n, warm=True, **runs)
+            async with replica("pg-2") as second:
+                walls = await split_bursts(first, second, plan, n, runs["burst_runs"])
+    return found, walls
 
 
 async def two_processes(
     workdir: Path, plan: Plan, n: int, latency: float, runs: int
 ) -> list[float]:
     """The burst split over two services of their own (each its own process, database and
-    fixture MCP server), half each, submitted at once: what worker processes would gain
-    at best on this machine, without any cost of coordinating them. Wall times of `runs`
-    split bursts."""
-
-    def half() -> list[dict[str, Any]]:
-        return [bench_alert(plan) for _ in range(n // 2)]
-
+    fixture MCP server): what worker processes would gain at best on this machine,
+    without any cost of coordinating them."""
     (workdir / "a").mkdir()
     (workdir / "b").mkdir()
     services = [Service(workdir / d, latency=latency, max_concurrent=n, max_queued=n) for d in "ab"]
     async with services[0] as first, services[1] as second:
-        await asyncio.gather(first.run_burst(half()[:1]), second.run_burst(half()[:1]))  # warm-up
-        walls = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            await asyncio.gather(first.run_burst(half()), second.run_burst(half()))
-            walls.append(time.perf_counter() - start)
+        return await split_bursts(first, second, plan, n, runs)
+
+
+async def split_bursts(
+    first: Service, second: Service, plan: Plan, n: int, runs: int
+) -> list[float]:
+    """Wall times of `runs` bursts of `n` alerts, half to each service, submitted at once
+    (after one alert each to warm them up)."""
+
+    def half() -> list[dict[str, Any]]:
+        return [bench_alert(plan) for _ in range(n // 2)]
+
+    await asyncio.gather(first.run_burst(half()[:1]), second.run_burst(half()[:1]))
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        await asyncio.gather(first.run_burst(half()), second.run_burst(half()))
+        walls.append(time.perf_counter() - start)
     return walls
 
 

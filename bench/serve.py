@@ -36,6 +36,7 @@ async def serve(args: argparse.Namespace) -> None:
             max_concurrent_alerts=args.max_concurrent,
             max_queued_alerts=args.max_queued,
             **({"history_database_url": args.database_url} if args.database_url else {}),
+            **({"replica_id": args.replica_id} if args.replica_id else {}),
         ),
         registry=registry(),
         chat_model=(ModelChoice("scripted", "bench"), scripted_model(args.latency)),
@@ -82,6 +83,7 @@ def main() -> None:
     parser.add_argument("--max-queued", type=int, default=100)
     parser.add_argument("--ready-file", required=True)
     parser.add_argument("--database-url", help="the history there instead of SQLite at --db")
+    parser.add_argument("--replica-id", help="REPLICA_ID (replicas sharing a database)")
     from server import collector
 
     collector.pause()  # as the `sre-agent` command does

@@ -35,10 +35,12 @@ class Service:
         max_queued: int = 100,
         startup_timeout: float = 60.0,
         database_url: str | None = None,
+        replica_id: str | None = None,
     ) -> None:
-        """`database_url`: the history there instead of SQLite at `db`."""
+        """`database_url`: the history there instead of SQLite at `db`; `replica_id`: the
+        service's REPLICA_ID (replicas sharing one database need their own)."""
         self.workdir = workdir
-        self.database_url = database_url
+        self.database_url, self.replica_id = database_url, replica_id
         self.db = db or workdir / "data" / "sre-agent.db"
         self.latency = latency
         self.max_concurrent = max_concurrent
@@ -84,6 +86,7 @@ class Service:
                 "--ready-file",
                 str(ready),
                 *(("--database-url", self.database_url) if self.database_url else ()),
+                *(("--replica-id", self.replica_id) if self.replica_id else ()),
             ],
             cwd=self.workdir,
             env=env,
