@@ -313,6 +313,7 @@ class Investigations:
                 model=self.services.model_choice.label,
             )
             data = alert.to_state()
+            self._mine.add(state.session_id)  # before its row exists: no sweep claims it
             await self.sessions.create(
                 state,
                 data,
@@ -323,6 +324,7 @@ class Investigations:
             )
         except BaseException:
             self._reserved -= 1
+            self._mine.discard(state.session_id)
             raise
         await self.events.open(state.session_id, new=True)
         self._enqueue(Job(state.session_id, data))
@@ -352,6 +354,7 @@ class Investigations:
                 alert_type=parent.alert_type,
                 model=model_name or self.services.model_choice.label,
             )
+            self._mine.add(new.session_id)  # before its row exists: no sweep claims it
             await fork_lineage(
                 self.saver,
                 source_thread=session_id,
@@ -369,6 +372,7 @@ class Investigations:
             )
         except BaseException:
             self._reserved -= 1
+            self._mine.discard(new.session_id)
             raise
         await self.events.open(new.session_id, new=True)
         self._enqueue(Job(new.session_id, None, built_model, model_name))

@@ -1,0 +1,70 @@
+"""Session leases in the index (SQLite and PostgreSQL): a replica claims only the
+unfinished sessions nobody holds, never one another live replica holds, and only once;
+renewing reports the sessions another replica took over; releasing frees them at once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from server.store import Store
+from server.store.leases import Leases
+from server.store.store import utcnow
+
+
+async def session(store: Store, sid: str, **fields: object) -> None:
+    await store.create_session(
+        session_id=sid, alert_id=f"alert-{sid}", alert_type="T", alert_data={}, **fields
+    )
+
+
+async def test_a_replica_claims_only_what_nobody_holds(store: Store):
+    a, b = Leases(store, "a", 30), Leases(store, "b", 30)
+    await session(store, "unowned")  # written before leases, or released
+    await session(store, "a-live", owner="a", lease_expires_at=a.expiry())
+    await session(store, "b-live", owner="b", lease_expires_at=b.expiry())
+    await session(store, "b-dead", owner="b", lease_expires_at=utcnow() - timedelta(seconds=1))
+    await session(store, "a-done", owner=None, status="completed")
+
+    assert [r.session_id for r in await a.claim(unless=lambda r: True)] == []
+    claimed = await a.claim()
+    assert sorted(r.session_id for r in claimed) == ["a-live", "b-dead", "unowned"]
+    assert all(r.owner == "a" and r.lease_expires_at is not None for r in claimed)
+    stored = await store.get_session("b-dead")
+    assert stored is not None and stored.owner == "a"
+    assert await a.claim(besides={"a-live", "b-dead", "unowned"}) == []
+    assert [r.session_id for r in await b.claim()] == ["b-live"]  # its own, still held
+
+
+async def test_two_replicas_claiming_at_once_never_share_a_session(store: Store):
+    for n in range(20):
+        await session(store, f"s{n}")
+    replicas = [Leases(store, name, 30) for name in "abc"]
+    results = await asyncio.gather(*(r.claim() for r in replicas))
+    claimed = [record.session_id for result in results for record in result]
+    assert sorted(claimed) == sorted(f"s{n}" for n in range(20))  # each once
+
+
+async def test_renewing_reports_what_another_replica_took_over(store: Store):
+    a, b = Leases(store, "a", 30), Leases(store, "b", 30)
+    expired = utcnow() - timedelta(seconds=1)
+    await session(store, "kept", owner="a", lease_expires_at=expired)
+    await session(store, "lost", owner="a", lease_expires_at=expired)
+    # a could not renew for a while: b takes over one of them (it leaves the other alone)
+    assert [r.session_id for r in await b.claim(besides={"kept"})] == ["lost"]
+    assert await a.renew({"kept", "lost"}) == {"lost"}
+    kept = await store.get_session("kept")
+    assert kept is not None and kept.owner == "a" and kept.lease_expires_at is not None
+    assert kept.lease_expires_at > utcnow() + timedelta(seconds=20)  # renewed
+    assert await b.claim(besides={"lost"}) == []  # held again
+
+
+async def test_released_sessions_are_claimed_at_once(store: Store):
+    a, b = Leases(store, "a", 30), Leases(store, "b", 30)
+    await session(store, "s1", owner="a", lease_expires_at=a.expiry())
+    await session(store, "s2", owner="a", lease_expires_at=a.expiry(), status="completed")
+    assert await b.claim() == []
+    await a.release()
+    assert [r.session_id for r in await b.claim()] == ["s1"]
+    done = await store.get_session("s2")
+    assert done is not None and done.owner == "a"  # finished sessions are left as they were
