@@ -103,6 +103,7 @@ class Investigations:
         self.recovered = asyncio.Event()  # set once the start-up recovery has queued its sessions
         self._mine: set[str] = set()  # queued or running here
         self._tasks: dict[str, asyncio.Task[None]] = {}  # running here
+        self._lost: set[str] = set()  # queued here, but another replica took them over
         settings = services.settings
         self.leases = (
             Leases(store, settings.replica_id, settings.session_lease_seconds)
@@ -172,6 +173,8 @@ class Investigations:
                 task = self._tasks.get(session_id)
                 if task is not None:
                     task.cancel()
+                else:  # still queued here: it must not start
+                    self._lost.add(session_id)
             await self._recover(first=False)
 
     async def _recover(self, *, first: bool) -> None:
@@ -429,6 +432,9 @@ class Investigations:
     async def _run_stoppable(self, job: Job) -> None:
         """`_run` as a task of its own, which `_keep_leases` cancels when another replica
         took the session over (LeaseLost then); stopping the worker stops it too."""
+        if job.session_id in self._lost:
+            self._lost.discard(job.session_id)
+            raise LeaseLost(job.session_id)
         task = asyncio.create_task(self._run(job), name=f"session-{job.session_id}")
         self._tasks[job.session_id] = task
         try:

@@ -3,12 +3,14 @@
 lease is renewed), and when that replica is killed the other one takes its sessions over
 once their leases run out, resumes them from their last checkpoints and completes them,
 without running again a tool call whose result was checkpointed. And a replica that stops
-cleanly hands its sessions over at once."""
+cleanly hands its sessions over at once; a replica that finds a session it runs taken
+over (it could not renew the lease in time) stops running it."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ import pytest
 
 from graph.scripted_model import ScriptedChatModel
 from graph.settings import Settings
+from server.store import Store
+from server.store.store import utcnow
 from tests.fakes.chat_completions import FakeChatCompletions
 from tests.integration.test_crash_recovery import (  # noqa: F401 - fixtures among them
     announced_iterations,
@@ -141,3 +145,38 @@ async def test_a_replica_that_stops_cleanly_hands_its_sessions_over_at_once(
     started = [e for e in events if e["event"] == "session_started"]
     assert [s["data"]["data"]["resumed"] for s in started] == [False, True]
     assert fast.requests  # b finished it
+
+
+async def test_a_replica_whose_session_was_taken_over_stops_running_it(tmp_path: Path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
+    settings = Settings(
+        _env_file=None,
+        history_database_url=url,  # type: ignore[call-arg]
+        replica_id="a",
+        session_lease_seconds=3,  # renewed every second
+    )
+    slow = ScriptedChatModel(responder=two_iterations, latency=0.4)
+    async with serve(settings, slow) as a:
+        accepted = await a.submit()
+        seen: list[dict[str, Any]] = []
+        async with asyncio.timeout(20):
+            while not any(e["event"] == "partial_analysis" for e in seen):
+                seen = await a.events(accepted["alert_id"], limit=len(seen) + 1)
+        # a could not renew in time, and replica b took the session over
+        store = await Store.open(url)
+        try:
+            await store.update_session(
+                accepted["session_id"], owner="b", lease_expires_at=utcnow() + timedelta(60)
+            )
+        finally:
+            await store.close()
+        running = 1
+        async with asyncio.timeout(10):
+            while running:  # a's next renewal finds the session taken over
+                await asyncio.sleep(0.1)
+                running = (await a.client.get("/health")).json()["queue"]["running"]
+        calls = len(slow.requests)
+        await asyncio.sleep(1)
+        assert len(slow.requests) == calls  # a stopped asking its model
+        status = (await a.client.get(accepted["status_url"])).json()
+    assert status["status"] == "processing"  # a ended nothing: b runs it
