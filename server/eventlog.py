@@ -144,6 +144,14 @@ class EventLog:
     async def flush(self) -> None:
         await self._save(list(self._live))
 
+    async def let_go(self, session_id: str) -> None:
+        """Stop holding a session live here (another process runs it now): its events so
+        far are written, and its subscribers here go on from the stored events."""
+        await self._save([session_id])
+        live = self._live.pop(session_id, None)
+        if live is not None:
+            live.changed.set()  # waiting subscribers look again, and find it not live
+
     async def past(self, session_id: str) -> list[dict[str, Any]]:
         """Every event of the session so far, oldest first: the stored ones, then those
         only in memory (not written yet, or no database)."""

@@ -294,7 +294,7 @@ class Investigations:
                     except DuplicateSession as duplicate:  # another replica won the race
                         if duplicate.field != "idempotency_key" or duplicate.existing is None:
                             raise
-                        existing = self.sessions.remember(duplicate.existing)
+                        existing = self.sessions.view(duplicate.existing)
             finally:
                 lock, users = self._key_locks[idempotency_key]
                 if users == 1:
@@ -417,6 +417,9 @@ class Investigations:
                     "lease); stopped here",
                     job.session_id,
                 )
+                self.sessions.forget(job.session_id)  # read from the index from now on
+                with contextlib.suppress(Exception):
+                    await self.events.let_go(job.session_id)
             except Exception as exc:
                 log.exception("session %s: unexpected failure", job.session_id)
                 state = self.sessions.held(job.session_id)

@@ -113,26 +113,23 @@ class SessionIndex:
         held = self._sessions.get(record.session_id)
         if held is not None:
             return held
-        state = SessionState(
-            session_id=record.session_id,
-            alert_id=record.alert_id,
-            alert_type=record.alert_type,
-            status=record.status,
-            progress=record.progress,
-            current_step=record.current_step or record.status,
-            current_agent=record.agent_type,
-            assigned_mcp_servers=list(record.assigned_mcp_servers or []),
-            iteration=record.iterations or 0,
-            result=record.result_markdown,
-            error=record.error_message,
-            model=record.model,
-            timestamp=record.updated_at or now(),
-        )
+        state = _state(record)
         self._sessions[record.session_id] = state
         self._by_alert[record.alert_id] = record.session_id
         if record.status in ("completed", "failed"):
             self.settled(record.session_id)
         return state
+
+    def view(self, record: SessionRecord) -> SessionState:
+        """A session read from the index, for a reader: the one held, if it is; a finished
+        one is held from now on; an unfinished one that this process does not run is not
+        (it runs elsewhere, and its row is the live state: the next read reads it again)."""
+        held = self._sessions.get(record.session_id)
+        if held is not None:
+            return held
+        if record.status in ("completed", "failed"):
+            return self.remember(record)
+        return _state(record)
 
     def settled(self, session_id: str) -> None:
         """A session has finished: wake its waiters, and forget the oldest finished ones
@@ -172,7 +169,7 @@ class SessionIndex:
         record = await self.record(session_id)
         if record is None:
             raise UnknownSession(session_id)
-        return self.remember(record)
+        return self.view(record)
 
     async def record(self, session_id: str) -> SessionRecord | None:
         """A session's row in the index; None when there is none or no index."""
@@ -195,7 +192,7 @@ class SessionIndex:
                 self.failed(exc)
                 return None
             if record is not None:
-                return self.remember(record)
+                return self.view(record)
         return None
 
     async def for_alert(self, alert_id: str) -> SessionState:
@@ -210,7 +207,7 @@ class SessionIndex:
                 self.failed(exc)
         if record is None:
             raise UnknownSession(alert_id)
-        return self.remember(record)
+        return self.view(record)
 
     async def for_fingerprint(self, fingerprint: str) -> SessionState | None:
         """The latest session of an alert fingerprint: memory first (this process, also
@@ -227,8 +224,10 @@ class SessionIndex:
             return None
         if record is None:
             return None
-        self._name(self._by_fingerprint, fingerprint, record.session_id)
-        return self.remember(record)
+        state = self.view(record)
+        if record.session_id in self._sessions:
+            self._name(self._by_fingerprint, fingerprint, record.session_id)
+        return state
 
     # --- the index's health -------------------------------------------------------------
 
@@ -240,3 +239,21 @@ class SessionIndex:
 
     def _ok(self) -> None:
         self.error = None
+
+
+def _state(record: SessionRecord) -> SessionState:
+    return SessionState(
+        session_id=record.session_id,
+        alert_id=record.alert_id,
+        alert_type=record.alert_type,
+        status=record.status,
+        progress=record.progress,
+        current_step=record.current_step or record.status,
+        current_agent=record.agent_type,
+        assigned_mcp_servers=list(record.assigned_mcp_servers or []),
+        iteration=record.iterations or 0,
+        result=record.result_markdown,
+        error=record.error_message,
+        model=record.model,
+        timestamp=record.updated_at or now(),
+    )

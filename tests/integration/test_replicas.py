@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from graph.events import EventType, make_event
 from graph.scripted_model import ScriptedChatModel
 from graph.settings import Settings
 from server.store import Store
@@ -179,4 +180,20 @@ async def test_a_replica_whose_session_was_taken_over_stops_running_it(tmp_path:
         await asyncio.sleep(1)
         assert len(slow.requests) == calls  # a stopped asking its model
         status = (await a.client.get(accepted["status_url"])).json()
-    assert status["status"] == "processing"  # a ended nothing: b runs it
+        assert status["status"] == "processing"  # a ended nothing: b runs it
+
+        # b finishes it; a answers for it from the database, its stream ends too
+        stream = asyncio.create_task(a.events(accepted["alert_id"]))
+        store = await Store.open(url)
+        try:
+            last = await store.last_seq(accepted["session_id"])
+            ending = make_event(EventType.SESSION_COMPLETED, agent="kubernetes")
+            await store.insert_events({accepted["session_id"]: [(last + 1, ending)]})
+            await store.update_session(accepted["session_id"], status="completed", progress=100)
+        finally:
+            await store.close()
+        events = await asyncio.wait_for(stream, 10)
+        status = (await a.client.get(accepted["status_url"])).json()
+    assert events[-1]["event"] == "session_completed"
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    assert status["status"] == "completed"
