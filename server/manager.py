@@ -37,6 +37,7 @@ from server.eventlog import EventLog
 from server.history import fork_lineage
 from server.logging_setup import bind_agent, log_context
 from server.metrics import Metrics
+from server.replica import LeaseLost, Replica
 from server.session_index import SessionIndex
 from server.sessions import SessionState, now
 from server.store import DuplicateSession, SessionRecord, Store
@@ -50,10 +51,6 @@ INTERRUPTED = "interrupted: the command stopped before the investigation finishe
 
 class QueueFull(RuntimeError):
     """Too many investigations are running or waiting; retry later."""
-
-
-class LeaseLost(Exception):
-    """Another replica took the session over while this one could not renew its lease."""
 
 
 @dataclass
@@ -101,11 +98,8 @@ class Investigations:
         self._running_ids: set[str] = set()
         self._recovery: asyncio.Task[None] | None = None
         self.recovered = asyncio.Event()  # set once the start-up recovery has queued its sessions
-        self._mine: set[str] = set()  # queued or running here
-        self._tasks: dict[str, asyncio.Task[None]] = {}  # running here
-        self._lost: set[str] = set()  # queued here, but another replica took them over
         settings = services.settings
-        self.leases = (
+        self.replica = Replica(
             Leases(store, settings.replica_id, settings.session_lease_seconds)
             if store is not None and resumable
             else None
@@ -142,11 +136,7 @@ class Investigations:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
         self._workers.clear()
-        if self.leases is not None:
-            try:  # another replica, or the next start, resumes them at once
-                await self.leases.release()
-            except Exception as exc:
-                log.warning("could not release the leases of unfinished sessions: %s", exc)
+        await self.replica.release()  # another replica, or the next start, resumes them
         if not self.resumable:
             for session_id in unfinished:
                 state = self.sessions.held(session_id)
@@ -155,36 +145,21 @@ class Investigations:
         await self.sessions.aclose()
 
     async def _keep_leases(self) -> None:
-        """Resume what this replica may run; then, every third of a lease, renew the
-        leases of the sessions here (stopping those another replica took over) and take
-        over the sessions of replicas whose leases ran out."""
+        """Resume what this replica may run; then keep its sessions, and take over those
+        of replicas whose leases ran out (server/replica.py)."""
         await self._recover(first=True)
         self.recovered.set()
-        if self.leases is None:
-            return
-        while True:
-            await asyncio.sleep(self.leases.seconds / 3)
-            try:
-                lost = await self.leases.renew(self._mine)
-            except Exception as exc:
-                log.warning("could not renew the leases of the running sessions: %s", exc)
-                continue
-            for session_id in lost:
-                task = self._tasks.get(session_id)
-                if task is not None:
-                    task.cancel()
-                else:  # still queued here: it must not start
-                    self._lost.add(session_id)
-            await self._recover(first=False)
+        await self.replica.keep(lambda: self._recover(first=False))
 
     async def _recover(self, *, first: bool) -> None:
         if self.store is None:
             return
         try:
-            if self.leases is None:
+            leases = self.replica.leases
+            if leases is None:
                 unfinished = await self.store.unfinished_sessions()
             else:
-                unfinished = await self.leases.claim(besides=self._mine, unless=_cli_session)
+                unfinished = await leases.claim(besides=self.replica.mine, unless=_cli_session)
             everything = await self.store.unfinished_sessions() if first else []
         except Exception as exc:
             self.sessions.failed(exc)
@@ -316,18 +291,18 @@ class Investigations:
                 model=self.services.model_choice.label,
             )
             data = alert.to_state()
-            self._mine.add(state.session_id)  # before its row exists: no sweep claims it
+            self.replica.mine.add(state.session_id)  # before its row exists: no sweep claims it
             await self.sessions.create(
                 state,
                 data,
                 idempotency_key=idempotency_key,
                 fingerprint=fingerprint,
                 session_metadata=self._metadata(),
-                **self._lease(),
+                **self.replica.columns(),
             )
         except BaseException:
             self._reserved -= 1
-            self._mine.discard(state.session_id)
+            self.replica.mine.discard(state.session_id)
             raise
         await self.events.open(state.session_id, new=True)
         self._enqueue(Job(state.session_id, data))
@@ -357,7 +332,7 @@ class Investigations:
                 alert_type=parent.alert_type,
                 model=model_name or self.services.model_choice.label,
             )
-            self._mine.add(new.session_id)  # before its row exists: no sweep claims it
+            self.replica.mine.add(new.session_id)  # before its row exists: no sweep claims it
             await fork_lineage(
                 self.saver,
                 source_thread=session_id,
@@ -371,11 +346,11 @@ class Investigations:
                 parent_session_id=session_id,
                 parent_checkpoint_id=checkpoint_id,
                 session_metadata=self._metadata(),
-                **self._lease(),
+                **self.replica.columns(),
             )
         except BaseException:
             self._reserved -= 1
-            self._mine.discard(new.session_id)
+            self.replica.mine.discard(new.session_id)
             raise
         await self.events.open(new.session_id, new=True)
         self._enqueue(Job(new.session_id, None, built_model, model_name))
@@ -384,14 +359,8 @@ class Investigations:
     def _metadata(self) -> dict[str, Any]:
         return {} if self.resumable else {"resumable": False}
 
-    def _lease(self) -> dict[str, Any]:
-        """The columns that make a new session this replica's."""
-        if self.leases is None:
-            return {}
-        return {"owner": self.leases.owner, "lease_expires_at": self.leases.expiry()}
-
     def _enqueue(self, job: Job) -> None:
-        self._mine.add(job.session_id)
+        self.replica.mine.add(job.session_id)
         self._queue.put_nowait(job)
 
     def _build_model(self, name: str) -> tuple[BaseChatModel, str]:
@@ -410,7 +379,7 @@ class Investigations:
             self._running_ids.add(job.session_id)
             try:
                 with log_context(job.session_id):
-                    await self._run_stoppable(job)
+                    await self.replica.run(job.session_id, self._run(job))
             except LeaseLost:
                 log.warning(
                     "session %s: another replica took it over (this one could not renew its "
@@ -429,28 +398,8 @@ class Investigations:
             finally:
                 self._running -= 1
                 self._running_ids.discard(job.session_id)
-                self._mine.discard(job.session_id)
+                self.replica.mine.discard(job.session_id)
                 self._reserved -= 1
-
-    async def _run_stoppable(self, job: Job) -> None:
-        """`_run` as a task of its own, which `_keep_leases` cancels when another replica
-        took the session over (LeaseLost then); stopping the worker stops it too."""
-        if job.session_id in self._lost:
-            self._lost.discard(job.session_id)
-            raise LeaseLost(job.session_id)
-        task = asyncio.create_task(self._run(job), name=f"session-{job.session_id}")
-        self._tasks[job.session_id] = task
-        try:
-            await asyncio.wait({task})
-        except asyncio.CancelledError:  # the worker stops: so does the session, here
-            task.cancel()
-            await asyncio.wait({task})
-            raise
-        finally:
-            del self._tasks[job.session_id]
-        if task.cancelled():
-            raise LeaseLost(job.session_id)
-        task.result()
 
     async def _run(self, job: Job) -> None:
         sid = job.session_id
