@@ -29,6 +29,15 @@ class Replica:
         self._tasks: dict[str, asyncio.Task[None]] = {}  # running here
         self._lost: set[str] = set()  # queued here, but another replica took them over
 
+    def describe(self) -> dict[str, Any]:
+        """For /health: this replica's id, whether it holds leases, its sessions here."""
+        return {
+            "id": self.leases.owner if self.leases is not None else None,
+            "leases": self.leases is not None,
+            "lease_seconds": self.leases.seconds if self.leases is not None else None,
+            "sessions": len(self.mine),
+        }
+
     def columns(self) -> dict[str, Any]:
         """The index columns that make a new session this replica's."""
         if self.leases is None:

@@ -50,6 +50,9 @@ class SessionSummary(BaseModel):
     error_message: str | None
     parent_session_id: str | None
     parent_checkpoint_id: str | None
+    replica: str | None = Field(
+        default=None, description="The replica (REPLICA_ID) that runs it, or ran it last."
+    )
 
 
 class SessionList(BaseModel):
@@ -150,3 +153,7 @@ class Health(BaseModel):
     mcp_servers: dict[str, dict[str, Any]]
     model: dict[str, Any]
     queue: dict[str, int]
+    replica: dict[str, Any] = Field(
+        description="This process among the replicas sharing the database: its id "
+        "(REPLICA_ID), whether it holds leases, and the sessions queued or running here."
+    )

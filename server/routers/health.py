@@ -30,4 +30,5 @@ async def health(runtime: RuntimeDep) -> Health:
         mcp_servers=servers,
         model={"name": choice.label, "demo": choice.is_demo, "base_url": choice.base_url},
         queue=runtime.investigations.load(),
+        replica=runtime.investigations.replica.describe(),
     )

@@ -73,6 +73,7 @@ def summary(record: SessionRecord) -> dict[str, Any]:
         "error_message": record.error_message,
         "parent_session_id": record.parent_session_id,
         "parent_checkpoint_id": record.parent_checkpoint_id,
+        "replica": record.owner,
     }
 
 

@@ -142,6 +142,8 @@ async def test_a_replica_that_stops_cleanly_hands_its_sessions_over_at_once(
         status = await b.wait_done(accepted["alert_id"], limit=20)
         assert time.monotonic() - stopped < 6  # released: no waiting for the lease to run out
         events = await b.events(accepted["alert_id"])
+        listed = (await b.client.get(f"/api/v1/history/sessions/{accepted['session_id']}")).json()
+    assert listed["replica"] == "b"  # who ran it last
     assert status["status"] == "completed"
     started = [e for e in events if e["event"] == "session_started"]
     assert [s["data"]["data"]["resumed"] for s in started] == [False, True]

@@ -4,6 +4,7 @@ back-pressure, and the OpenAPI document."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -99,6 +100,12 @@ async def test_alert_types_and_health(service: Service):
     assert health["mcp_servers"]["ops"]["state"] == "up"
     assert "get_namespace" in health["mcp_servers"]["ops"]["tools"]
     assert health["model"]["name"] == "scripted:test"
+    assert health["replica"] == {
+        "id": socket.gethostname(),  # REPLICA_ID's default
+        "leases": True,
+        "lease_seconds": 30.0,
+        "sessions": 0,
+    }
     history = (await service.client.get("/api/v1/history/health")).json()
     assert history["status"] == "ok"
 
