@@ -16,6 +16,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from graph.write_batches import BatchWriter, Statement, Transaction
+
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
@@ -78,3 +80,37 @@ class RootOrder:
         self._stored.move_to_end(key)
         while len(self._stored) > self.remember:
             self._stored.popitem(last=False)
+
+
+class CheckpointWriter:
+    """A saver's writes, batched (`BatchWriter` over `transaction`) and ordered
+    (`RootOrder` over `root_stored`): its `aput` hands `checkpoint` the statements of a
+    checkpoint, its `aput_writes` hands `writes` those of a task's writes."""
+
+    def __init__(
+        self, transaction: Transaction, root_stored: Callable[[str, str], Awaitable[bool]]
+    ) -> None:
+        self.batches = BatchWriter(transaction)
+        self.order = RootOrder(root_stored)
+
+    async def checkpoint(
+        self, configurable: dict[str, Any], checkpoint_id: str, statements: list[Statement]
+    ) -> None:
+        """Store a checkpoint once its root is stored; a root checkpoint, once stored (or
+        failed), lets its subgraph's writes go on."""
+        await self.order.wait(configurable)
+        stored = False
+        try:
+            await self.batches.write(statements)
+            stored = True
+        finally:
+            if not configurable["checkpoint_ns"]:
+                self.order.put(str(configurable["thread_id"]), checkpoint_id, stored=stored)
+
+    async def writes(self, configurable: dict[str, Any], statements: list[Statement]) -> None:
+        await self.order.wait(configurable)
+        await self.batches.write(statements)
+
+    async def aclose(self) -> None:
+        """Commit the writes still queued."""
+        await self.batches.aclose()

@@ -28,16 +28,15 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg.types.json import Jsonb
 
-from graph.checkpoint_order import RootOrder
-from graph.write_batches import BatchWriter, Statement
+from graph.checkpoint_order import CheckpointWriter
+from graph.write_batches import Statement
 
 
 class BatchedPostgresSaver(AsyncPostgresSaver):
     """`AsyncPostgresSaver` with batched writes; call `aclose()` before its connection
     closes, so the writes still queued are committed."""
 
-    _writer: BatchWriter | None = None
-    _order: RootOrder | None = None
+    _writer: CheckpointWriter | None = None
 
     async def aput(
         self,
@@ -77,15 +76,7 @@ class BatchedPostgresSaver(AsyncPostgresSaver):
             Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
         )
         statements.append(Statement("checkpoints", self.UPSERT_CHECKPOINTS_SQL, [row]))
-        order = self._root_order()
-        await order.wait(configurable)
-        stored = False
-        try:
-            await self._batches().write(statements)
-            stored = True
-        finally:
-            if not ns:
-                order.put(str(thread_id), checkpoint["id"], stored=stored)
+        await self._writes().checkpoint(configurable, checkpoint["id"], statements)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -112,17 +103,16 @@ class BatchedPostgresSaver(AsyncPostgresSaver):
             task_path,
             writes,
         )
-        await self._root_order().wait(configurable)
-        await self._batches().write([Statement("checkpoint_writes", sql, list(rows))])
+        await self._writes().writes(configurable, [Statement("checkpoint_writes", sql, list(rows))])
 
     async def aclose(self) -> None:
         """Commit the writes still queued."""
         if self._writer is not None:
             await self._writer.aclose()
 
-    def _batches(self) -> BatchWriter:
+    def _writes(self) -> CheckpointWriter:
         if self._writer is None:
-            self._writer = BatchWriter(self._transaction)
+            self._writer = CheckpointWriter(self._transaction, self._root_stored)
         return self._writer
 
     async def _transaction(self, statements: list[Statement]) -> None:
@@ -134,11 +124,6 @@ class BatchedPostgresSaver(AsyncPostgresSaver):
         ):
             for statement in statements:
                 await cursor.executemany(statement.sql, statement.rows)
-
-    def _root_order(self) -> RootOrder:
-        if self._order is None:
-            self._order = RootOrder(self._root_stored)
-        return self._order
 
     async def _root_stored(self, thread_id: str, checkpoint_id: str) -> bool:
         async with self._cursor() as cursor:

@@ -35,9 +35,9 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from graph.checkpoint_order import RootOrder
+from graph.checkpoint_order import CheckpointWriter
 from graph.checkpoints import Encoded, packed
-from graph.write_batches import BatchWriter, Rows, Statement, Transaction
+from graph.write_batches import Rows, Statement, Transaction
 
 FORMAT = 1
 """`PRAGMA user_version` of a database whose checkpoints keep their values as blobs."""
@@ -79,8 +79,7 @@ class BlobSqliteSaver(AsyncSqliteSaver):
     """`AsyncSqliteSaver` with channel values stored once per version."""
 
     _blobs_ready = False
-    _writer: BatchWriter | None = None
-    _order: RootOrder | None = None
+    _writer: CheckpointWriter | None = None
     convert_chunk = 200
     """Rows converted per transaction when a stock database is first opened."""
 
@@ -175,15 +174,7 @@ class BlobSqliteSaver(AsyncSqliteSaver):
         )
         statements = [Statement("checkpoint_blobs", _PUT_BLOB, blobs)] if blobs else []
         statements.append(Statement("checkpoints", _PUT_CHECKPOINT, [row]))
-        order = self._root_order()
-        await order.wait(configurable)
-        stored = False
-        try:
-            await self._batches().write(statements)
-            stored = True
-        finally:
-            if not ns:
-                order.put(thread_id, checkpoint["id"], stored=stored)
+        await self._writes().checkpoint(configurable, checkpoint["id"], statements)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -216,13 +207,7 @@ class BlobSqliteSaver(AsyncSqliteSaver):
         ]
         replace = all(channel in WRITES_IDX_MAP for channel, _ in writes)
         sql = _PUT_WRITE if replace else _ADD_WRITE
-        await self._root_order().wait(configurable)
-        await self._batches().write([Statement("writes", sql, rows)])
-
-    def _root_order(self) -> RootOrder:
-        if self._order is None:
-            self._order = RootOrder(self._root_stored)
-        return self._order
+        await self._writes().writes(configurable, [Statement("writes", sql, rows)])
 
     async def _root_stored(self, thread_id: str, checkpoint_id: str) -> bool:
         async with (
@@ -235,9 +220,11 @@ class BlobSqliteSaver(AsyncSqliteSaver):
         ):
             return await cursor.fetchone() is not None
 
-    def _batches(self) -> BatchWriter:
+    def _writes(self) -> CheckpointWriter:
         if self._writer is None:
-            self._writer = BatchWriter(sqlite_transaction(self.conn, self.lock, _bound))
+            self._writer = CheckpointWriter(
+                sqlite_transaction(self.conn, self.lock, _bound), self._root_stored
+            )
         return self._writer
 
     async def aclose(self) -> None:

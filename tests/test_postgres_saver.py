@@ -17,6 +17,7 @@ from graph.checkpoints import open_checkpointer
 from tests.pg import fresh_database
 from tests.test_checkpoint_order import child, root
 from tests.test_sqlite_saver import BIG, config, counting_graph
+from tests.test_write_batches import run_many_at_once
 
 pytestmark = pytest.mark.postgres
 
@@ -36,7 +37,7 @@ async def saver(url: str) -> AsyncIterator[Any]:
 def counted(saver: Any) -> list[int]:
     """Count the transactions of `saver`'s batches: one list item per transaction, the
     number of statements in it."""
-    writer = saver._batches()
+    writer = saver._writes().batches
     run, seen = writer.transaction, []
 
     async def counting(statements: list[Any]) -> None:
@@ -64,15 +65,7 @@ async def test_many_investigations_at_once_share_transactions_and_keep_every_che
     saver: Any, url: str
 ):
     transactions = counted(saver)
-    graph = counting_graph(saver)
-    await asyncio.gather(
-        *(graph.ainvoke({"big": BIG, "step": 0}, config(f"t{n}")) for n in range(30))
-    )
-    for n in range(30):
-        state = await graph.aget_state(config(f"t{n}"))
-        assert state.values["big"] == BIG and state.values["log"] == [1, 2, 3, 4]
-        history = [s async for s in graph.aget_state_history(config(f"t{n}"))]
-        assert [s.values.get("step") for s in history] == [4, 3, 2, 1, 0, None]
+    await run_many_at_once(saver)
     assert await rows(url, "SELECT COUNT(DISTINCT thread_id) FROM checkpoints") == [(30,)]
     # 30 runs × (6 checkpoints + 5 tasks' writes) = 330 writes
     assert len(transactions) < 165, f"330 writes took {len(transactions)} transactions"

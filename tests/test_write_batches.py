@@ -130,18 +130,24 @@ async def test_writes_queued_at_close_are_committed(db):
         await writer.write([Statement("log", LOG, [(0,)])])
 
 
+async def run_many_at_once(saver: Any, runs: int = 30) -> None:
+    """`runs` investigations at once on `saver`; each keeps every checkpoint and its
+    whole history."""
+    graph = counting_graph(saver)
+    await asyncio.gather(
+        *(graph.ainvoke({"big": BIG, "step": 0}, config(f"t{n}")) for n in range(runs))
+    )
+    for n in range(runs):
+        state = await graph.aget_state(config(f"t{n}"))
+        assert state.values["big"] == BIG and state.values["log"] == [1, 2, 3, 4]
+        history = [s async for s in graph.aget_state_history(config(f"t{n}"))]
+        assert [s.values.get("step") for s in history] == [4, 3, 2, 1, 0, None]
+
+
 async def test_many_investigations_at_once_keep_every_checkpoint(tmp_path: Path):
     db = tmp_path / "history.db"
     async with open_checkpointer(f"sqlite+aiosqlite:///{db}") as saver:
-        graph = counting_graph(saver)
-        await asyncio.gather(
-            *(graph.ainvoke({"big": BIG, "step": 0}, config(f"t{n}")) for n in range(30))
-        )
-        for n in range(30):
-            state = await graph.aget_state(config(f"t{n}"))
-            assert state.values["big"] == BIG and state.values["log"] == [1, 2, 3, 4]
-            history = [s async for s in graph.aget_state_history(config(f"t{n}"))]
-            assert [s.values.get("step") for s in history] == [4, 3, 2, 1, 0, None]
+        await run_many_at_once(saver)
     threads = query(db, "SELECT COUNT(DISTINCT thread_id) FROM checkpoints")
     assert threads == [(30,)]
 
