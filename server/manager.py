@@ -157,10 +157,13 @@ class Investigations:
         try:
             leases = self.replica.leases
             if leases is None:
-                unfinished = await self.store.unfinished_sessions()
+                unfinished = everything = await self.store.unfinished_sessions()
             else:
-                unfinished = await leases.claim(besides=self.replica.mine, unless=_cli_session)
-            everything = await self.store.unfinished_sessions() if first else []
+                unfinished = await leases.claim(
+                    besides=self.replica.mine, unless=_cli_session, own=first
+                )
+                # at start-up, the command line's too: to say they are left alone
+                everything = await self.store.unfinished_sessions() if first else []
         except Exception as exc:
             self.sessions.failed(exc)
             return

@@ -68,3 +68,14 @@ async def test_released_sessions_are_claimed_at_once(store: Store):
     assert [r.session_id for r in await b.claim()] == ["s1"]
     done = await store.get_session("s2")
     assert done is not None and done.owner == "a"  # finished sessions are left as they were
+
+
+async def test_a_sweep_leaves_the_sessions_a_replica_holds_unread(store: Store):
+    a = Leases(store, "a", 30)
+    await session(store, "a-live", owner="a", lease_expires_at=a.expiry())
+    await session(store, "a-dead", owner="a", lease_expires_at=utcnow() - timedelta(seconds=1))
+    await session(store, "unowned")
+    swept = await a.claim(own=False)  # later sweeps: what it holds, it runs
+    assert sorted(r.session_id for r in swept) == ["a-dead", "unowned"]
+    at_start_up = await a.claim()  # an earlier life's sessions under the same id: all
+    assert [r.session_id for r in at_start_up] == ["a-live", "a-dead", "unowned"]

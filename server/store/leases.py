@@ -30,12 +30,12 @@ class Leases:
         """When a lease taken or renewed now runs out."""
         return (now or utcnow()) + timedelta(seconds=self.seconds)
 
-    def _free(self, now: datetime) -> ColumnElement[bool]:
+    def _free(self, now: datetime, *, own: bool) -> ColumnElement[bool]:
         return or_(
             SESSIONS.c.owner.is_(None),
-            SESSIONS.c.owner == self.owner,
             SESSIONS.c.lease_expires_at.is_(None),
             SESSIONS.c.lease_expires_at < now,
+            *([SESSIONS.c.owner == self.owner] if own else []),
         )
 
     async def claim(
@@ -43,14 +43,17 @@ class Leases:
         *,
         besides: Collection[str] = (),
         unless: Callable[[SessionRecord], bool] = lambda _: False,
+        own: bool = True,
     ) -> list[SessionRecord]:
         """Claim the unfinished sessions this replica may run, oldest first, except those in
         `besides` (the ones it runs or queues already) and those `unless` refuses; returns
-        the claimed ones."""
+        the claimed ones. `own`: also those this replica's id still holds (left by an
+        earlier life under the same id: at start-up; later, the ones it holds are the ones
+        it runs, and reading them on every sweep would be wasted)."""
         now = utcnow()
         query = (
             select(SESSIONS)
-            .where(SESSIONS.c.status.in_(UNFINISHED), self._free(now))
+            .where(SESSIONS.c.status.in_(UNFINISHED), self._free(now, own=own))
             .order_by(SESSIONS.c.started_at, SESSIONS.c.session_id)
         )
         async with self.store.engine.connect() as conn:
@@ -68,7 +71,7 @@ class Leases:
                     .where(
                         SESSIONS.c.session_id == record.session_id,
                         SESSIONS.c.status.in_(UNFINISHED),
-                        self._free(now),
+                        self._free(now, own=own),
                     )
                     .values(owner=self.owner, lease_expires_at=until)
                 )
