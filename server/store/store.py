@@ -64,7 +64,7 @@ class Store:
     to be UTC)."""
 
     def __init__(self, url: str) -> None:
-        self.write_lock: asyncio.Lock | None = None  # see _write
+        self.write_lock: asyncio.Lock | None = None  # see write
         self._engine: AsyncEngine = create_engine(url)
         self._writer: AsyncEngine = write_engine(self._engine)
         self.url: str = masked_url(url)
@@ -74,15 +74,10 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction (see `_write`), for the store's companions (leases.py)."""
-        async with self._write() as conn:
-            yield conn
-
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction. With SQLite, writers queue on `write_lock` (shared with the
-        checkpointer): SQLite has one write lock, and its busy handler sleeps in growing
-        steps, which under load becomes a convoy and then "database is locked"."""
+        """A write transaction (the store's own, and its companions': leases.py). With
+        SQLite, writers queue on `write_lock` (shared with the checkpointer): SQLite has one
+        write lock, and its busy handler sleeps in growing steps, which under load becomes a
+        convoy and then "database is locked"."""
         if self.write_lock is None or self.dialect != "sqlite":
             async with self._writer.begin() as conn:
                 yield conn
@@ -168,7 +163,7 @@ class Store:
             lease_expires_at=lease_expires_at,
         )
         try:
-            async with self._write() as conn:
+            async with self.write() as conn:
                 # NULLs are left to the column defaults: a row can still be written to a
                 # schema one revision behind (columns added later are all nullable).
                 values = {k: v for k, v in _columns(record).items() if v is not None}
@@ -209,7 +204,7 @@ class Store:
         sessions that do not exist (the others are updated)."""
         rows = {session_id: _session_values(fields) for session_id, fields in updates.items()}
         missing = []
-        async with self._write() as conn:
+        async with self.write() as conn:
             for session_id, values in rows.items():
                 result = await conn.execute(
                     update(SESSIONS).where(SESSIONS.c.session_id == session_id).values(values)
@@ -329,7 +324,7 @@ class Store:
         raise AssertionError("unreachable")
 
     async def _try_append(self, session_id: str, events: list[dict[str, Any]]) -> list[int]:
-        async with self._write() as conn:
+        async with self.write() as conn:
             last = await self._last_seq(conn, session_id)
             now = utcnow()
             rows: list[dict[str, Any]] = [
@@ -355,7 +350,7 @@ class Store:
         async with contextlib.AsyncExitStack() as locks:
             for session_id in sorted(batches):  # one order: no two callers wait on each other
                 await locks.enter_async_context(self._append_lock(session_id))
-            async with self._write() as conn:
+            async with self.write() as conn:
                 last = await self._last_seqs(conn, list(batches))
                 now = utcnow()
                 rows = [
@@ -427,7 +422,7 @@ class Store:
         query = select(SESSIONS.c.session_id).where(
             SESSIONS.c.status.in_(FINISHED), SESSIONS.c.started_at < as_utc(older_than)
         )
-        async with self._write() as conn:
+        async with self.write() as conn:
             ids = list((await conn.execute(query)).scalars().all())
             for chunk in _chunks(ids):
                 await conn.execute(delete(EVENTS).where(EVENTS.c.session_id.in_(chunk)))

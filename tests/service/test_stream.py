@@ -94,7 +94,7 @@ async def test_stream_ends_even_if_a_crash_lost_the_terminal_event(service: Serv
     # simulate a crash between the index write and the event write: the stored log lacks
     # its terminal event, and no worker here runs the session any more
     await runtime.events.flush()  # the background writer has stored every event
-    async with runtime.store._write() as conn:
+    async with runtime.store.write() as conn:
         from sqlalchemy import text
 
         deleted = await conn.execute(
