@@ -114,9 +114,10 @@ class InstantToolbox:
         return {s: "not configured" for s in servers if s != SERVER}
 
     async def invoke(self, server: str, call: dict[str, Any], *, time_limit: float) -> Any:
+        from graph.direct_calls import ainvoke_tool
         from graph.toolbox import ToolOutcome
 
-        output = await self._tools[call["name"]].ainvoke({"type": "tool_call", **call})
+        output = await ainvoke_tool(self._tools[call["name"]], call)
         return ToolOutcome(output)
 
 

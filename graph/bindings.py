@@ -22,6 +22,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSequence
 
+from graph.direct_calls import ainvoke_model, parse_message
 from graph.fallback import FallbackChatModel, ModelChain
 
 
@@ -95,16 +96,24 @@ class StructuredOutput(Runnable[Any, dict[str, Any]]):
     ) -> dict[str, Any]:
         raw = self.model.invoke(input, config, **kwargs)
         try:
-            return _answer(raw, self.parser.invoke(raw, config))
+            return _answer(raw, self._parse(raw, config))
         except Exception as exc:
             return _answer(raw, None, exc)
+
+    def _parse(self, raw: AIMessage, config: RunnableConfig | None) -> Any:
+        if config is None:
+            return parse_message(self.parser, raw)
+        return self.parser.invoke(raw, config)
 
     async def ainvoke(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        raw = await self.model.ainvoke(input, config, **kwargs)
+        if config is None and not kwargs and isinstance(input, list):
+            raw = await ainvoke_model(self.model, input)
+        else:
+            raw = await self.model.ainvoke(input, config, **kwargs)
         try:  # parsers are plain CPU work: their async form only adds a thread hop
-            return _answer(raw, self.parser.invoke(raw, config))
+            return _answer(raw, self._parse(raw, config))
         except Exception as exc:
             return _answer(raw, None, exc)
 

@@ -27,6 +27,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import ConfigDict, PrivateAttr
 
+from graph.direct_calls import ainvoke_model
 from graph.retry import is_transient
 from graph.toolbox import describe_error
 
@@ -99,7 +100,11 @@ class ModelChain(Runnable[LanguageModelInput, Any]):
         failures: list[tuple[str, str]] = []
         for index in range(self._start(), len(self.steps)):
             try:
-                result = await self.steps[index][1].ainvoke(input, config, **kwargs)
+                step = self.steps[index][1]
+                if config is None and not kwargs and isinstance(input, list):
+                    result = await ainvoke_model(step, input)
+                else:
+                    result = await step.ainvoke(input, config, **kwargs)
             except Exception as exc:
                 if self._failed(index, exc, failures):
                     continue

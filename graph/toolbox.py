@@ -28,6 +28,7 @@ from mcp import ClientSession, McpError
 from mcp.types import CONNECTION_CLOSED
 
 from graph.config import MCPServerConfig
+from graph.direct_calls import ainvoke_tool
 from graph.masking import Masker
 from graph.mcp_launch import resolved
 from graph.mcp_session import open_session
@@ -341,7 +342,7 @@ class Toolbox:
                 raise ServerUnavailable(server, f"it no longer offers {call['name']}")
             raise ServerUnavailable(server, status.error or status.state)
         lost = self._slots[server].lost  # the event of the session `tool` belongs to
-        running = asyncio.ensure_future(tool.ainvoke({"type": "tool_call", **call}))
+        running = asyncio.ensure_future(ainvoke_tool(tool, call))
         watching = asyncio.ensure_future(lost.wait())
         try:
             async with asyncio.timeout(time_limit):

@@ -14,6 +14,7 @@ from langgraph.config import get_config, get_stream_writer
 from langgraph.types import StreamWriter
 
 from graph.context import Context
+from graph.direct_calls import ainvoke_model
 from graph.events import EventType, emit, now_iso
 from graph.fallback import Answer, ModelChain
 from graph.registry import AgentSpec
@@ -105,7 +106,7 @@ async def call_model(
         answer = await runnable.ainvoke_tracked(messages)
         result = answer.result
     else:
-        result = await runnable.ainvoke(messages)
+        result = await ainvoke_model(runnable, messages)
     duration_ms = (time.perf_counter() - clock) * 1000
     raw: AIMessage | None = result["raw"] if isinstance(result, dict) else result
     record: LLMCallRecord = {
