@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -23,12 +24,16 @@ from prompts import render
 
 
 def system_prompt(ctx: Context, spec: AgentSpec) -> str:
-    """Three tiers: general SRE instructions, per-server instructions, agent instructions."""
+    """Three tiers: general SRE instructions, per-server instructions, agent instructions.
+    The same for every call of an agent: rendered once per distinct text."""
+    servers = tuple(ctx.registry.server_instructions(spec).items())
+    return _system_prompt(spec.name, spec.instructions, servers)
+
+
+@lru_cache(maxsize=64)
+def _system_prompt(agent: str, instructions: str, servers: tuple[tuple[str, str], ...]) -> str:
     return render(
-        "system",
-        server_instructions=ctx.registry.server_instructions(spec),
-        agent=spec.name,
-        agent_instructions=spec.instructions,
+        "system", server_instructions=dict(servers), agent=agent, agent_instructions=instructions
     )
 
 
