@@ -13,6 +13,7 @@ import itertools
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -46,9 +47,10 @@ class ModelRequest:
             return self.tool_names[0]
         return None
 
-    @property
+    @cached_property
     def text(self) -> str:
-        """All message text of the prompt, joined (for assertions)."""
+        """All message text of the prompt, joined (for assertions and token estimates;
+        computed once: a prompt's text is tens of kilobytes)."""
         return "\n".join(m.text for m in self.messages)
 
 
