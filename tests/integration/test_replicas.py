@@ -137,8 +137,10 @@ async def test_a_replica_that_stops_cleanly_hands_its_sessions_over_at_once(
             async with asyncio.timeout(20):  # a is in its first iteration's partial analysis
                 while not any(e["event"] == "partial_analysis" for e in seen):
                     seen = await a.events(accepted["alert_id"], limit=len(seen) + 1)
+            # a runs it; b leaves it alone while a holds it (once a releases it on its way
+            # out, b may take it over before a's shutdown is over)
+            assert fast.requests == []
         stopped = time.monotonic()
-        assert fast.requests == []  # a ran it until it stopped
         status = await b.wait_done(accepted["alert_id"], limit=20)
         assert time.monotonic() - stopped < 6  # released: no waiting for the lease to run out
         events = await b.events(accepted["alert_id"])
