@@ -7,6 +7,9 @@ START → route ─(no agent)→ END
 START → select_tools ─(no tool calls)→ final_analysis → END
           └→ execute_tools → partial_analysis ─(go on)→ select_tools
                                               └─(concluded / budget spent)→ final_analysis
+
+In the agent loop the nodes themselves say where to go next (a `Command`); the
+orchestrator, which routes once per investigation, uses conditional edges.
 """
 
 from __future__ import annotations
@@ -30,9 +33,9 @@ from graph.state import (
 from nodes.execute_tools import execute_tools
 from nodes.fetch_runbook import fetch_runbook
 from nodes.final_analysis import final_analysis
-from nodes.partial_analysis import after_partial, partial_analysis
+from nodes.partial_analysis import partial_analysis
 from nodes.route import route
-from nodes.select_tools import after_select, select_tools
+from nodes.select_tools import select_tools
 
 GRAPH_NAME = "sre_agent"
 
@@ -48,9 +51,7 @@ def build_agent_graph(spec: AgentSpec) -> CompiledStateGraph[Any, Any, Any, Any]
     builder.add_node("partial_analysis", partial_analysis, retry_policy=retry)
     builder.add_node("final_analysis", final_analysis, retry_policy=retry)
     builder.add_edge(START, "select_tools")
-    builder.add_conditional_edges("select_tools", after_select)
     builder.add_edge("execute_tools", "partial_analysis")
-    builder.add_conditional_edges("partial_analysis", after_partial)
     builder.add_edge("final_analysis", END)
     return builder.compile(name=spec.node_name)
 

@@ -1,11 +1,13 @@
 """`partial_analysis`: fold the iteration's results into the running analysis and decide
-whether to investigate further."""
+whether to investigate further (a `Command` to select_tools or final_analysis, as
+`select_tools` does)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
+from langgraph.types import Command
 
 from graph.analysis import PartialAnalysis
 from graph.context import Context
@@ -15,7 +17,14 @@ from graph.state import AgentState, StopReason
 from nodes._llm import call_model_within, messages_for, report_budget_spent, time_left
 
 
-async def partial_analysis(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def partial_analysis(
+    state: AgentState, runtime: Runtime[Context]
+) -> Command[Literal["select_tools", "final_analysis"]]:
+    update = await _analyse(state, runtime)
+    return Command(update=update, goto=after_partial(update))
+
+
+async def _analyse(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     spec = ctx.registry.agents[state["agent"]]
     iteration = state["iteration"]
@@ -89,6 +98,6 @@ def budget_spent(
     return None
 
 
-def after_partial(state: AgentState) -> Literal["select_tools", "final_analysis"]:
-    """Go on unless the model concluded or the iteration budget is spent."""
-    return "final_analysis" if state.get("stop_reason") else "select_tools"
+def after_partial(update: dict[str, Any]) -> Literal["select_tools", "final_analysis"]:
+    """Go on unless the model concluded or a budget is spent."""
+    return "final_analysis" if update.get("stop_reason") else "select_tools"

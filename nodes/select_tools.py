@@ -1,10 +1,15 @@
-"""`select_tools`: start an iteration; the model picks tools of the agent's servers only."""
+"""`select_tools`: start an iteration; the model picks tools of the agent's servers only.
+
+The node says where the loop goes next (a `Command`): tools chosen → execute_tools, none →
+final_analysis. A conditional edge would decide the same, but LangGraph reads a copy of
+every channel of the state for it after each run of the node."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
+from langgraph.types import Command
 
 from graph.context import Context
 from graph.events import EventType, emit, now_iso
@@ -12,7 +17,14 @@ from graph.state import AgentState
 from nodes._llm import call_model_within, messages_for, report_budget_spent, time_left
 
 
-async def select_tools(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def select_tools(
+    state: AgentState, runtime: Runtime[Context]
+) -> Command[Literal["execute_tools", "final_analysis"]]:
+    update = await _select(state, runtime)
+    return Command(update=update, goto=after_select(update))
+
+
+async def _select(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     spec = ctx.registry.agents[state["agent"]]
     iteration = state.get("iteration", 0) + 1
@@ -97,6 +109,6 @@ async def select_tools(state: AgentState, runtime: Runtime[Context]) -> dict[str
     return update
 
 
-def after_select(state: AgentState) -> Literal["execute_tools", "final_analysis"]:
+def after_select(update: dict[str, Any]) -> Literal["execute_tools", "final_analysis"]:
     """Tools chosen → run them; none → the model concluded (or had no tools)."""
-    return "execute_tools" if state.get("pending") else "final_analysis"
+    return "execute_tools" if update.get("pending") else "final_analysis"
