@@ -76,13 +76,15 @@ def _chat_model(runnable: Runnable[Any, Any]) -> tuple[BaseChatModel, dict[str, 
 async def ainvoke_model(runnable: Runnable[Any, Any], messages: list[BaseMessage]) -> Any:
     """`await runnable.ainvoke(messages)`, straight to the provider when nothing listens."""
     found = _chat_model(runnable)
-    if found is None or listened():
+    # the generation behind ainvoke; should a LangChain release rename it, plain ainvoke
+    generate = getattr(found[0], "_agenerate_with_cache", None) if found else None
+    if found is None or generate is None or listened():
         return await runnable.ainvoke(messages)
-    model, kwargs = found
+    kwargs = found[1]
     for key in _TRACING_ONLY:
         kwargs.pop(key, None)
     stop = kwargs.pop("stop", None)
-    result = await model._agenerate_with_cache(messages, stop=stop, **kwargs)
+    result = await generate(messages, stop=stop, **kwargs)
     message = result.generations[0].message
     if not isinstance(message, AIMessage):  # as BaseChatModel.ainvoke would return it
         message = AIMessage(**message.model_dump(exclude={"type"}))
