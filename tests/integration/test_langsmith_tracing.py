@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -105,4 +106,8 @@ def test_runs_reach_the_langsmith_endpoint_from_environment_variables_alone():
     sent = b"\n".join(_Collector.bodies).decode(errors="replace")
     for name in ("sre_agent", "route", "fetch_runbook", "select_tools", "final_analysis"):
         assert f'"{name}"' in sent, f"no run named {name} was traced"
+    # each model call is a run of its own too (tracing is a listener: the call goes
+    # through LangChain's run machinery, not straight to the model)
+    assert re.search(r'"run_type":\s*"llm"', sent), "no model call was traced"
+    assert '"ScriptedChatModel"' in sent
     assert "sre-agent-tests" in sent or "session_name" in sent
