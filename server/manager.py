@@ -16,7 +16,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, get_type_hints
 
@@ -24,21 +23,20 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from graph.alert import Alert
-from graph.analysis import render_markdown
 from graph.builder import build_investigation_graph
 from graph.demo_model import demo_model
-from graph.events import TERMINAL_EVENTS, EventType, make_event
+from graph.events import EventType, make_event
 from graph.models import DEMO_LABEL, build_chat_model, choose_model
-from graph.runner import run_investigation
 from graph.services import Services
 from graph.state import AgentState, InvestigationState
 from graph.toolbox import describe_error
 from server.eventlog import EventLog
 from server.history import fork_lineage
-from server.logging_setup import bind_agent, log_context
+from server.logging_setup import log_context
 from server.metrics import Metrics
 from server.replica import LeaseLost, Replica
 from server.session_index import SessionIndex
+from server.session_run import Job, SessionRun
 from server.sessions import SessionState, now
 from server.store import DuplicateSession, SessionRecord, Store
 from server.store.leases import Leases
@@ -51,14 +49,6 @@ INTERRUPTED = "interrupted: the command stopped before the investigation finishe
 
 class QueueFull(RuntimeError):
     """Too many investigations are running or waiting; retry later."""
-
-
-@dataclass
-class Job:
-    session_id: str
-    alert: dict[str, Any] | None  # None: resume from the session's checkpoint
-    model: BaseChatModel | None = None
-    model_name: str | None = None
 
 
 class Investigations:
@@ -107,6 +97,9 @@ class Investigations:
         self._key_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # key → (lock, users)
         self.metrics = metrics or Metrics()
         self.metrics.track_load(self.load)
+        self._session_run = SessionRun(
+            self.graph, services, sessions=self.sessions, events=events, metrics=self.metrics
+        )
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -382,7 +375,7 @@ class Investigations:
             self._running_ids.add(job.session_id)
             try:
                 with log_context(job.session_id):
-                    await self.replica.run(job.session_id, self._run(job))
+                    await self.replica.run(job.session_id, self._session_run(job))
             except LeaseLost:
                 log.warning(
                     "session %s: another replica took it over (this one could not renew its "
@@ -403,52 +396,6 @@ class Investigations:
                 self._running_ids.discard(job.session_id)
                 self.replica.mine.discard(job.session_id)
                 self._reserved -= 1
-
-    async def _run(self, job: Job) -> None:
-        sid = job.session_id
-        state = await self.sessions.get(sid)
-        bind_agent(state.current_agent)  # known already when resuming
-        state.status = "processing"
-        await self.sessions.update(sid, status="processing")
-
-        terminal: list[dict[str, Any]] = []
-
-        async def publish(event: dict[str, Any]) -> dict[str, Any]:
-            await self.events.append(sid, event)
-            self.metrics.observe(sid, event)
-            return state.apply(event)
-
-        # Iterations announced: a retried model step, or a run resumed after a crash or a
-        # restart, runs select_tools again for an iteration that already began.
-        # A resumed run also picks up where the progress was (iteration, its limit), which
-        # the index may not have had time to record.
-        announced: set[Any] = set()
-        if job.alert is None:
-            for event in await self.events.past(sid):
-                if event.get("type") == EventType.ITERATION_STARTED:
-                    announced.add(event.get("iteration"))
-                if event.get("type") not in TERMINAL_EVENTS:
-                    state.apply(event)
-
-        async def on_event(event: dict[str, Any]) -> None:
-            if event["type"] == EventType.ITERATION_STARTED:
-                if event.get("iteration") in announced:
-                    return  # the model step was retried: the iteration began once
-                announced.add(event.get("iteration"))
-            if event["type"] in TERMINAL_EVENTS:
-                terminal.append(event)  # published once the index says so too
-                return
-            bind_agent(event.get("agent"))  # from agent_selected on: on every log line
-            await self.sessions.update(sid, **await publish(event))
-
-        context = self.services.context(model=job.model, model_name=job.model_name)
-        values = await run_investigation(
-            self.graph, thread_id=sid, context=context, alert=job.alert, on_event=on_event
-        )
-        await self._finish(state, values)
-        for event in terminal:
-            await publish(event)
-        self.sessions.settled(sid)
 
     async def missing_terminal_event(self, session_id: str) -> dict[str, Any] | None:
         """The terminal event of a session the index says finished but which no worker here
@@ -474,33 +421,6 @@ class Investigations:
     async def wait(self, session_id: str) -> SessionState:
         """Wait until a session this process runs has finished."""
         return await self.sessions.wait(session_id)
-
-    async def _finish(self, state: SessionState, values: dict[str, Any]) -> None:
-        """Write the outcome to the index first, then show it (status, terminal event), so
-        whoever sees "completed" can read the finished session from the history."""
-        self.metrics.tokens_used(state.model, values.get("tokens", 0))
-        result = error = None
-        if values.get("status") == "completed" and values.get("analysis"):
-            status, progress = "completed", 100
-            result = render_markdown(values["analysis"], values.get("tool_calls", []))
-            fields: dict[str, Any] = {"result": values["analysis"], "result_markdown": result}
-        else:
-            status, progress = "failed", state.progress
-            error = values.get("error") or "unknown failure"
-            fields = {"error_message": error}
-        await self.sessions.update(
-            state.session_id,
-            durable=True,
-            status=status,
-            progress=progress,
-            current_step=status,
-            iterations=values.get("iteration", 0),
-            tokens=values.get("tokens", 0),
-            agent_type=values.get("agent"),
-            **fields,
-        )
-        state.status, state.progress, state.current_step = status, progress, status
-        state.result, state.error = result, error
 
     # --- lookups ----------------------------------------------------------------------
 

@@ -353,7 +353,7 @@ async def test_unexpected_failure_in_the_worker_does_not_leave_the_session_proce
     def explode(*args: Any, **kwargs: Any) -> str:
         raise RuntimeError("render exploded")
 
-    monkeypatch.setattr("server.manager.render_markdown", explode)
+    monkeypatch.setattr("server.session_run.render_markdown", explode)
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         history_database_url=database_url(tmp_path),
