@@ -60,17 +60,16 @@ def listened() -> bool:
 def _chat_model(runnable: Runnable[Any, Any]) -> tuple[BaseChatModel, dict[str, Any]] | None:
     """The chat model behind `runnable` and the arguments to call it with, when it is a
     chat model or a plain binding of one (no config of its own, which could add
-    callbacks); None for anything else."""
-    if isinstance(runnable, BaseChatModel):
-        return runnable, {}
-    if (
-        isinstance(runnable, RunnableBinding)
-        and isinstance(runnable.bound, BaseChatModel)
-        and not runnable.config
-        and not runnable.config_factories
-    ):
-        return runnable.bound, dict(runnable.kwargs)
-    return None
+    callbacks), and the model has no listeners of its own (callbacks given to the model,
+    `verbose`); None for anything else."""
+    model, kwargs = runnable, {}
+    if isinstance(runnable, RunnableBinding):
+        if runnable.config or runnable.config_factories:
+            return None
+        model, kwargs = runnable.bound, dict(runnable.kwargs)
+    if not isinstance(model, BaseChatModel) or model.callbacks or model.verbose:
+        return None
+    return model, kwargs
 
 
 async def ainvoke_model(runnable: Runnable[Any, Any], messages: list[BaseMessage]) -> Any:

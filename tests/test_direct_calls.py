@@ -193,6 +193,14 @@ def test_a_parser_gets_the_answer_directly_or_through_invoke_alike():
     assert parse_message(parser, message) == parser.invoke(message) == {"a": 1}
 
 
+async def test_a_model_with_callbacks_of_its_own_still_reports_its_calls():
+    recorder = Recorder()
+    model = RecordingModel(callbacks=[recorder])
+    await ainvoke_model(model.bind(tools=[{"name": "get_pods"}]), PROMPT)
+    await ainvoke_model(model, PROMPT)
+    assert recorder.events == ["model", "model"]
+
+
 async def test_nothing_listens_to_a_plain_run_so_the_calls_go_direct():
     graph = graph_calling(RecordingModel(), mcp_tool(text("pod-a Running")))
     state = await graph.ainvoke({"heard": True, "answer": "", "tool": ""})
