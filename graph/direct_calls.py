@@ -106,6 +106,7 @@ def _direct(tool: BaseTool) -> StructuredTool | None:
         and isinstance(tool.args_schema, dict)
         and tool.response_format == "content_and_artifact"
         and not tool.callbacks
+        and not tool.verbose
     ):
         return tool
     return None
