@@ -99,7 +99,7 @@ def parse_message(parser: Runnable[Any, Any], message: AIMessage) -> Any:
 
 def _direct(tool: BaseTool) -> StructuredTool | None:
     """`tool` when it has the MCP adapters' shape (nothing for LangChain to validate or
-    inject), else None."""
+    inject) and no listeners of its own (callbacks, `verbose`), else None."""
     if (
         isinstance(tool, StructuredTool)
         and tool.coroutine is not None
