@@ -96,24 +96,16 @@ class StructuredOutput(Runnable[Any, dict[str, Any]]):
     ) -> dict[str, Any]:
         raw = self.model.invoke(input, config, **kwargs)
         try:
-            return _answer(raw, self._parse(raw, config))
+            return _answer(raw, parse_message(self.parser, raw, config))
         except Exception as exc:
             return _answer(raw, None, exc)
-
-    def _parse(self, raw: AIMessage, config: RunnableConfig | None) -> Any:
-        if config is None:
-            return parse_message(self.parser, raw)
-        return self.parser.invoke(raw, config)
 
     async def ainvoke(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        if config is None and not kwargs and isinstance(input, list):
-            raw = await ainvoke_model(self.model, input)
-        else:
-            raw = await self.model.ainvoke(input, config, **kwargs)
+        raw = await ainvoke_model(self.model, input, config, **kwargs)
         try:  # parsers are plain CPU work: their async form only adds a thread hop
-            return _answer(raw, self._parse(raw, config))
+            return _answer(raw, parse_message(self.parser, raw, config))
         except Exception as exc:
             return _answer(raw, None, exc)
 

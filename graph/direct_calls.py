@@ -30,11 +30,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.messages.tool import ToolOutputMixin
 from langchain_core.output_parsers import BaseGenerationOutputParser, BaseOutputParser
 from langchain_core.outputs import ChatGeneration
-from langchain_core.runnables import Runnable, RunnableBinding
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from langsmith.utils import tracing_is_enabled
@@ -72,13 +72,18 @@ def _chat_model(runnable: Runnable[Any, Any]) -> tuple[BaseChatModel, dict[str, 
     return model, kwargs
 
 
-async def ainvoke_model(runnable: Runnable[Any, Any], messages: list[BaseMessage]) -> Any:
-    """`await runnable.ainvoke(messages)`, straight to the provider when nothing listens."""
-    found = _chat_model(runnable)
+async def ainvoke_model(
+    runnable: Runnable[Any, Any], messages: Any, config: RunnableConfig | None = None, **kw: Any
+) -> Any:
+    """`await runnable.ainvoke(messages, config, **kw)`, straight to the provider when it
+    is a plain call (a list of messages, no config or arguments of its own) and nothing
+    listens."""
+    plain = config is None and not kw and isinstance(messages, list)
+    found = _chat_model(runnable) if plain else None
     # the generation behind ainvoke; should a LangChain release rename it, plain ainvoke
     generate = getattr(found[0], "_agenerate_with_cache", None) if found else None
     if found is None or generate is None or listened():
-        return await runnable.ainvoke(messages)
+        return await runnable.ainvoke(messages, config, **kw)
     kwargs = found[1]
     for key in _TRACING_ONLY:
         kwargs.pop(key, None)
@@ -90,11 +95,18 @@ async def ainvoke_model(runnable: Runnable[Any, Any], messages: list[BaseMessage
     return message
 
 
-def parse_message(parser: Runnable[Any, Any], message: AIMessage) -> Any:
-    """`parser.invoke(message)`, straight to its `parse_result` when nothing listens."""
-    if isinstance(parser, BaseOutputParser | BaseGenerationOutputParser) and not listened():
+def parse_message(
+    parser: Runnable[Any, Any], message: AIMessage, config: RunnableConfig | None = None
+) -> Any:
+    """`parser.invoke(message, config)`, straight to its `parse_result` when there is no
+    config of the call's own and nothing listens."""
+    if (
+        isinstance(parser, BaseOutputParser | BaseGenerationOutputParser)
+        and config is None
+        and not listened()
+    ):
         return parser.parse_result([ChatGeneration(message=message)])
-    return parser.invoke(message)
+    return parser.invoke(message, config)
 
 
 def _direct(tool: BaseTool) -> StructuredTool | None:

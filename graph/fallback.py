@@ -100,11 +100,7 @@ class ModelChain(Runnable[LanguageModelInput, Any]):
         failures: list[tuple[str, str]] = []
         for index in range(self._start(), len(self.steps)):
             try:
-                step = self.steps[index][1]
-                if config is None and not kwargs and isinstance(input, list):
-                    result = await ainvoke_model(step, input)
-                else:
-                    result = await step.ainvoke(input, config, **kwargs)
+                result = await ainvoke_model(self.steps[index][1], input, config, **kwargs)
             except Exception as exc:
                 if self._failed(index, exc, failures):
                     continue
