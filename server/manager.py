@@ -7,7 +7,7 @@ queued or processing resume from their last checkpoint.
 
 Replicas (service processes sharing one database) each run the sessions they hold a lease
 on (server/store/leases.py), renew those leases while they run, and take over the sessions
-of a replica whose leases ran out."""
+of a replica whose leases ran out (server/recovery.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, get_type_hints
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -28,17 +28,18 @@ from graph.demo_model import demo_model
 from graph.events import EventType, make_event
 from graph.models import DEMO_LABEL, build_chat_model, choose_model
 from graph.services import Services
-from graph.state import AgentState, InvestigationState
-from graph.toolbox import describe_error
 from server.eventlog import EventLog
 from server.history import fork_lineage
+from server.key_locks import KeyedLocks
 from server.logging_setup import log_context
 from server.metrics import Metrics
+from server.recovery import Recovery
+from server.replay_edits import state_editor
 from server.replica import LeaseLost, Replica
 from server.session_index import SessionIndex
 from server.session_run import Job, SessionRun
 from server.sessions import SessionState, now
-from server.store import DuplicateSession, SessionRecord, Store
+from server.store import DuplicateSession, Store
 from server.store.leases import Leases
 
 log = logging.getLogger(__name__)
@@ -94,11 +95,26 @@ class Investigations:
             if store is not None and resumable
             else None
         )
-        self._key_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # key → (lock, users)
+        self._key_locks = KeyedLocks()
         self.metrics = metrics or Metrics()
         self.metrics.track_load(self.load)
         self._session_run = SessionRun(
             self.graph, services, sessions=self.sessions, events=events, metrics=self.metrics
+        )
+        self._resumer = (
+            Recovery(
+                store=store,
+                saver=saver,
+                sessions=self.sessions,
+                events=events,
+                replica=self.replica,
+                session_run=self._session_run,
+                model_label=services.model_choice.label,
+                model_factory=self._model_factory,
+                queue=self._requeue,
+            )
+            if store is not None
+            else None
         )
 
     # --- lifecycle ------------------------------------------------------------------
@@ -134,101 +150,24 @@ class Investigations:
             for session_id in unfinished:
                 state = self.sessions.held(session_id)
                 if state is not None and state.status not in ("completed", "failed"):
-                    await self._end_failed(state, INTERRUPTED, level=logging.INFO)
+                    await self._session_run.fail(state, INTERRUPTED, level=logging.INFO)
         await self.sessions.aclose()
 
     async def _keep_leases(self) -> None:
         """Resume what this replica may run; then keep its sessions, and take over those
-        of replicas whose leases ran out (server/replica.py)."""
-        await self._recover(first=True)
+        of replicas whose leases ran out (server/recovery.py)."""
+        resumer = self._resumer
+        if resumer is not None:
+            await resumer.sweep(first=True)
         self.recovered.set()
-        await self.replica.keep(lambda: self._recover(first=False))
+        if resumer is not None:
+            await self.replica.keep(lambda: resumer.sweep(first=False))
 
-    async def _recover(self, *, first: bool) -> None:
-        if self.store is None:
-            return
-        try:
-            leases = self.replica.leases
-            if leases is None:
-                unfinished = everything = await self.store.unfinished_sessions()
-            else:
-                unfinished = await leases.claim(
-                    besides=self.replica.mine, unless=_cli_session, own=first
-                )
-                # at start-up, the command line's too: to say they are left alone
-                everything = await self.store.unfinished_sessions() if first else []
-        except Exception as exc:
-            self.sessions.failed(exc)
-            return
-        if first:
-            for record in everything:
-                if _cli_session(record):
-                    log.warning(
-                        "session %s is not resumed: a command-line run started it, with its "
-                        "own configuration (it may still be running)",
-                        record.session_id,
-                    )
-        for record in unfinished:
-            if _cli_session(record):
-                continue
-            try:
-                await self._resume(record)
-            except Exception as exc:  # end this one, resume the others
-                log.exception("session %s could not be resumed", record.session_id)
-                state = self.sessions.remember(record)  # the one held, if it is
-                reason = f"cannot resume after a restart: {describe_error(exc)}"
-                try:
-                    await self._end_failed(state, reason)
-                except Exception:
-                    log.exception("session %s: its failure could not be recorded", state.session_id)
-
-    async def _resume(self, record: SessionRecord) -> None:
-        """Queue an unfinished session from an earlier start: from its last checkpoint, or
-        from its alert when it has none."""
-        state = self.sessions.remember(record)
-        has_checkpoint = (
-            self.saver is not None
-            and await self.saver.aget_tuple({"configurable": {"thread_id": record.session_id}})
-            is not None
-        )
-        model, model_name = None, None
-        if record.model and record.model != self.services.model_choice.label:
-            try:
-                model, model_name = self._model_factory(record.model)
-            except Exception as exc:  # e.g. its key is gone
-                await self._end_failed(
-                    state, f"cannot resume after a restart: model {record.model}: {exc}"
-                )
-                return
-        log.info(
-            "resuming session %s (%s)",
-            record.session_id,
-            "from its last checkpoint" if has_checkpoint else "from the start",
-        )
-        state.status, state.current_step = "queued", "resuming"
-        await self.events.open(record.session_id)
+    def _requeue(self, job: Job) -> None:
+        """Queue a resumed session (recovery): it counts against the capacity, but is
+        never refused."""
         self._reserved += 1
-        self._enqueue(
-            Job(record.session_id, None if has_checkpoint else record.alert_data, model, model_name)
-        )
-
-    async def _end_failed(
-        self, state: SessionState, error: str, *, level: int = logging.ERROR
-    ) -> None:
-        """End a session that cannot run (on), saying why: index, state, terminal event."""
-        log.log(level, "session %s failed: %s", state.session_id, error)
-        await self.sessions.update(
-            state.session_id,
-            durable=True,
-            status="failed",
-            current_step="failed",
-            error_message=error,
-        )
-        state.status, state.current_step, state.error = "failed", "failed", error
-        await self.events.open(state.session_id)
-        event = make_event(EventType.SESSION_FAILED, agent=state.current_agent, error=error)
-        await self.events.append(state.session_id, event)
-        self.sessions.settled(state.session_id)
+        self._enqueue(job)
 
     # --- submitting -----------------------------------------------------------------
 
@@ -254,24 +193,15 @@ class Investigations:
         if not idempotency_key:
             return await self._submit(alert, None, source, fingerprint)
         # one submission per key at a time: a retry racing the original gets its session
-        lock, users = self._key_locks.get(idempotency_key, (asyncio.Lock(), 0))
-        self._key_locks[idempotency_key] = (lock, users + 1)
-        async with lock:
-            try:
-                existing = await self.sessions.for_key(idempotency_key)
-                if existing is None:
-                    try:
-                        return await self._submit(alert, idempotency_key, source, fingerprint)
-                    except DuplicateSession as duplicate:  # another replica won the race
-                        if duplicate.field != "idempotency_key" or duplicate.existing is None:
-                            raise
-                        existing = self.sessions.view(duplicate.existing)
-            finally:
-                lock, users = self._key_locks[idempotency_key]
-                if users == 1:
-                    del self._key_locks[idempotency_key]
-                else:
-                    self._key_locks[idempotency_key] = (lock, users - 1)
+        async with self._key_locks.hold(idempotency_key):
+            existing = await self.sessions.for_key(idempotency_key)
+            if existing is None:
+                try:
+                    return await self._submit(alert, idempotency_key, source, fingerprint)
+                except DuplicateSession as duplicate:  # another replica won the race
+                    if duplicate.field != "idempotency_key" or duplicate.existing is None:
+                        raise
+                    existing = self.sessions.view(duplicate.existing)
         self.metrics.alert_deduplicated(source)
         return existing, False
 
@@ -334,7 +264,7 @@ class Investigations:
                 source_thread=session_id,
                 target_thread=new.session_id,
                 checkpoint_id=checkpoint_id,
-                edit=_state_editor(state_changes) if state_changes else None,
+                edit=state_editor(state_changes) if state_changes else None,
             )
             await self.sessions.create(
                 new,
@@ -390,7 +320,7 @@ class Investigations:
                 state = self.sessions.held(job.session_id)
                 if state is not None and state.status not in ("completed", "failed"):
                     with contextlib.suppress(Exception):  # not "processing" until a restart
-                        await self._end_failed(state, f"unexpected failure: {exc!r}")
+                        await self._session_run.fail(state, f"unexpected failure: {exc!r}")
             finally:
                 self._running -= 1
                 self._running_ids.discard(job.session_id)
@@ -457,28 +387,3 @@ class Investigations:
             if self.saver is not None:
                 await self.saver.adelete_thread(session_id)
         return len(removed)
-
-
-def _cli_session(record: SessionRecord) -> bool:
-    """Started by a command-line run: never resumed by the service (it ran with the CLI's
-    configuration, and may still be running)."""
-    return record.session_metadata.get("resumable") is False
-
-
-_STATE_KEYS = {
-    "orchestrator": set(get_type_hints(InvestigationState)),
-    "agent": set(get_type_hints(AgentState)),
-}
-
-
-def _state_editor(changes: dict[str, Any]) -> Callable[[str, dict[str, Any]], None]:
-    def edit(namespace: str, values: dict[str, Any]) -> None:
-        allowed = _STATE_KEYS["agent" if namespace else "orchestrator"]
-        unknown = sorted(set(changes) - allowed)
-        if unknown:
-            raise ValueError(
-                f"unknown state keys {unknown} for this checkpoint; allowed: {sorted(allowed)}"
-            )
-        values.update(changes)
-
-    return edit

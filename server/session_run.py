@@ -5,6 +5,7 @@ history."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.graph.state import CompiledStateGraph
 
 from graph.analysis import render_markdown
-from graph.events import TERMINAL_EVENTS, EventType
+from graph.events import TERMINAL_EVENTS, EventType, make_event
 from graph.runner import run_investigation
 from graph.services import Services
 from server.eventlog import EventLog
@@ -20,6 +21,8 @@ from server.logging_setup import bind_agent
 from server.metrics import Metrics
 from server.session_index import SessionIndex
 from server.sessions import SessionState
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -117,3 +120,19 @@ class SessionRun:
         )
         state.status, state.progress, state.current_step = status, progress, status
         state.result, state.error = result, error
+
+    async def fail(self, state: SessionState, error: str, *, level: int = logging.ERROR) -> None:
+        """End a session that cannot run (on), saying why: index, state, terminal event."""
+        log.log(level, "session %s failed: %s", state.session_id, error)
+        await self.sessions.update(
+            state.session_id,
+            durable=True,
+            status="failed",
+            current_step="failed",
+            error_message=error,
+        )
+        state.status, state.current_step, state.error = "failed", "failed", error
+        await self.events.open(state.session_id)
+        event = make_event(EventType.SESSION_FAILED, agent=state.current_agent, error=error)
+        await self.events.append(state.session_id, event)
+        self.sessions.settled(state.session_id)
