@@ -14,13 +14,11 @@ from typing import Any
 
 from graph.events import TERMINAL_EVENTS
 from server.store import Store
+from server.store.events import Numbered
 
 log = logging.getLogger(__name__)
 
 _DB_POLL_SECONDS = 1.0
-
-Numbered = list[tuple[int, dict[str, Any]]]
-"""Events with their seqs."""
 
 
 @dataclass

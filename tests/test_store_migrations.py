@@ -55,7 +55,7 @@ async def test_upgrade_0001_to_head_keeps_rows_with_null_fingerprint(db_url: str
             status="completed",
             session_metadata={"note": "written by 0001"},
         )
-        await old.append_events("before", [{"type": "session_started"}, {"type": "x"}])
+        await old.insert_events({"before": [(1, {"type": "session_started"}), (2, {"type": "x"})]})
     finally:
         await old.close()
 

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Self
 
 from sqlalchemy import ColumnElement, delete, func, insert, select, text, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from server.store import migrate
+from server.store import events, migrate
 from server.store.engine import create_engine, masked_url, write_engine
 from server.store.errors import DuplicateSession, SessionNotFound
 from server.store.models import EVENTS, SESSION_COLUMNS, SESSIONS, as_utc
@@ -25,18 +24,10 @@ from server.store.records import FINISHED, STATUSES, UNFINISHED, SessionRecord
 # Columns `update_session` may not change.
 _FROZEN_COLUMNS = frozenset({"session_id"})
 _TERMINAL = frozenset(FINISHED)
-# Appends retry when another writer (another process) took the same seq first.
-_APPEND_ATTEMPTS = 100
-_IN_CHUNK = 500
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def _record(row: RowMapping) -> SessionRecord:
@@ -50,10 +41,6 @@ def _columns(record: SessionRecord) -> dict[str, Any]:
 def _check_status(status: str) -> None:
     if status not in STATUSES:
         raise ValueError(f"unknown session status {status!r}: expected one of {STATUSES}")
-
-
-def _is_sqlite_busy(exc: OperationalError) -> bool:
-    return "database is locked" in str(exc) or "database is busy" in str(exc)
 
 
 class Store:
@@ -299,74 +286,18 @@ class Store:
 
     # -- events -----------------------------------------------------------------------------
 
-    async def append_event(self, session_id: str, event: dict[str, Any]) -> int:
-        """Store `event` as the session's next event; returns its seq (1, 2, 3, …)."""
-        return (await self.append_events(session_id, [event]))[0]
-
-    async def append_events(self, session_id: str, events: list[dict[str, Any]]) -> list[int]:
-        """Store `events` in order as the session's next events, atomically; returns their seqs.
-
-        Appends to one session are serialised in this process; another process appending at
-        the same time makes the insert collide on (session_id, seq), and it is retried."""
-        if not events:
-            return []
-        async with self._append_lock(session_id):
-            for attempt in range(_APPEND_ATTEMPTS):
-                try:
-                    return await self._try_append(session_id, events)
-                except IntegrityError:
-                    if attempt == _APPEND_ATTEMPTS - 1:
-                        raise
-                except OperationalError as exc:
-                    if not _is_sqlite_busy(exc) or attempt == _APPEND_ATTEMPTS - 1:
-                        raise
-                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
-        raise AssertionError("unreachable")
-
-    async def _try_append(self, session_id: str, events: list[dict[str, Any]]) -> list[int]:
-        async with self.write() as conn:
-            last = await self._last_seq(conn, session_id)
-            now = utcnow()
-            rows: list[dict[str, Any]] = [
-                {
-                    "session_id": session_id,
-                    "seq": last + i,
-                    "type": str(event.get("type") or ""),
-                    "data": event,
-                    "created_at": now,
-                }
-                for i, event in enumerate(events, start=1)
-            ]
-            await conn.execute(insert(EVENTS), rows)
-        return [row["seq"] for row in rows]
-
-    async def insert_events(self, batches: Mapping[str, list[tuple[int, dict[str, Any]]]]) -> None:
+    async def insert_events(self, batches: Mapping[str, events.Numbered]) -> None:
         """Store events whose seqs the caller assigned (the live event log does), of any
         number of sessions, in one transaction; a seq at or below a session's stored last
         is skipped, so a retried batch is harmless and seqs only grow."""
-        batches = {sid: events for sid, events in batches.items() if events}
+        batches = {sid: numbered for sid, numbered in batches.items() if numbered}
         if not batches:
             return
         async with contextlib.AsyncExitStack() as locks:
             for session_id in sorted(batches):  # one order: no two callers wait on each other
                 await locks.enter_async_context(self._append_lock(session_id))
             async with self.write() as conn:
-                last = await self._last_seqs(conn, list(batches))
-                now = utcnow()
-                rows = [
-                    {
-                        "session_id": session_id,
-                        "seq": seq,
-                        "type": str(event.get("type") or ""),
-                        "data": event,
-                        "created_at": now,
-                    }
-                    for session_id, events in batches.items()
-                    for seq, event in events
-                    if seq > last.get(session_id, 0)
-                ]
-                if rows:
-                    await conn.execute(insert(EVENTS), rows)
+                await events.insert_new(conn, batches, utcnow())
 
     def _append_lock(self, session_id: str) -> asyncio.Lock:
         lock = self._append_locks.get(session_id)
@@ -377,41 +308,15 @@ class Store:
 
     async def events_after(
         self, session_id: str, after_seq: int = 0, limit: int = 1000
-    ) -> list[tuple[int, dict[str, Any]]]:
+    ) -> events.Numbered:
         """The session's events with seq > `after_seq`, in order, at most `limit` of them."""
-        query = (
-            select(EVENTS.c.seq, EVENTS.c.data)
-            .where(EVENTS.c.session_id == session_id, EVENTS.c.seq > after_seq)
-            .order_by(EVENTS.c.seq)
-            .limit(max(0, limit))
-        )
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [(row.seq, row.data) for row in rows]
+            return await events.after(conn, session_id, after_seq, limit)
 
     async def last_seq(self, session_id: str) -> int:
         """The seq of the session's latest event; 0 when it has none."""
         async with self._engine.connect() as conn:
-            return await self._last_seq(conn, session_id)
-
-    @staticmethod
-    async def _last_seqs(conn: AsyncConnection, session_ids: list[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for chunk in _chunks(session_ids):
-            query = (
-                select(EVENTS.c.session_id, func.max(EVENTS.c.seq))
-                .where(EVENTS.c.session_id.in_(chunk))
-                .group_by(EVENTS.c.session_id)
-            )
-            found.update((sid, int(seq)) for sid, seq in (await conn.execute(query)).all())
-        return found
-
-    @staticmethod
-    async def _last_seq(conn: AsyncConnection, session_id: str) -> int:
-        query = select(func.coalesce(func.max(EVENTS.c.seq), 0)).where(
-            EVENTS.c.session_id == session_id
-        )
-        return int((await conn.execute(query)).scalar_one())
+            return await events.last_seq(conn, session_id)
 
     # -- housekeeping -----------------------------------------------------------------------
 
@@ -424,7 +329,7 @@ class Store:
         )
         async with self.write() as conn:
             ids = list((await conn.execute(query)).scalars().all())
-            for chunk in _chunks(ids):
+            for chunk in events.chunks(ids):
                 await conn.execute(delete(EVENTS).where(EVENTS.c.session_id.in_(chunk)))
                 await conn.execute(delete(SESSIONS).where(SESSIONS.c.session_id.in_(chunk)))
         return ids
