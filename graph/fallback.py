@@ -28,8 +28,8 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import ConfigDict, PrivateAttr
 
 from graph.direct_calls import ainvoke_model
+from graph.mcp_errors import describe_error
 from graph.retry import is_transient
-from graph.toolbox import describe_error
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from langgraph.types import StreamMode
 
 from graph.context import Context
 from graph.events import EventType, make_event
-from graph.toolbox import describe_error
+from graph.mcp_errors import describe_error
 
 log = logging.getLogger(__name__)
 

@@ -20,16 +20,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import anyio
-import httpx
 from langchain_core.tools import BaseTool
 from langchain_mcp_adapters.tools import load_mcp_tools
-from mcp import ClientSession, McpError
-from mcp.types import CONNECTION_CLOSED
+from mcp import ClientSession
 
 from graph.config import MCPServerConfig
 from graph.direct_calls import ainvoke_tool
 from graph.masking import Masker
+from graph.mcp_errors import ServerUnavailable, SessionLost, connection_lost, describe_error
 from graph.mcp_launch import resolved
 from graph.mcp_session import open_session
 from graph.policy import blocked_reason
@@ -47,14 +45,6 @@ class ServerStatus:
     blocked: dict[str, str] = field(default_factory=dict)  # tool → why the policy refuses it
     error: str | None = None
     restarts: int = 0  # times the server was restarted after a crash
-
-
-class ServerUnavailable(Exception):
-    """A tool call could not be made: its server is down (or went down during the call)."""
-
-    def __init__(self, server: str, reason: str) -> None:
-        super().__init__(f"MCP server {server} is unavailable: {reason}")
-        self.server, self.reason = server, reason
 
 
 @dataclass
@@ -75,45 +65,6 @@ class _Slot:
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     crashes: deque[float] = field(default_factory=deque)  # monotonic times of crashes
     revivals: int = 0  # attempts to bring a down server back since it was last up
-
-
-class SessionLost(Exception):
-    """The session a call ran on ended before the call was answered."""
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for a server failure, digging through exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    if isinstance(exc, FileNotFoundError):
-        return (
-            f"command not found: {exc.filename or exc} (`make install` installs the MCP "
-            "servers the project ships: npm ci, pip install -e '.[mcp-servers]')"
-        )
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def connection_lost(exc: BaseException) -> bool:
-    """Whether a failed call means the session itself died (process exited, connection
-    broken, HTTP session forgotten by a restarted server), not that the tool failed."""
-    if isinstance(exc, BaseExceptionGroup):
-        return any(connection_lost(e) for e in exc.exceptions)
-    if isinstance(exc, SessionLost):
-        return True
-    if isinstance(exc, McpError):
-        error = exc.error
-        closed = error.code == CONNECTION_CLOSED and error.message == "Connection closed"
-        return closed or error.message == "Session terminated"
-    return isinstance(
-        exc,
-        (
-            anyio.ClosedResourceError,
-            anyio.BrokenResourceError,
-            anyio.EndOfStream,
-            httpx.TransportError,
-        ),
-    )
 
 
 async def _wait_first(*events: asyncio.Event) -> None:

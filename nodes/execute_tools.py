@@ -21,9 +21,10 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context
 from graph.events import EventType, emit, now_iso
+from graph.mcp_errors import ServerUnavailable
 from graph.policy import BLOCKED
 from graph.state import AgentState, ToolCallRecord
-from graph.toolbox import ServerUnavailable, Toolbox
+from graph.toolbox import Toolbox
 
 UNKNOWN_TOOL = "Error: tool '{name}' is not available to the {agent} agent. Valid tools: {valid}."
 TOOL_FAILED = "Error: {tool} failed: {error}"

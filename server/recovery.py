@@ -14,7 +14,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from graph.toolbox import describe_error
+from graph.mcp_errors import describe_error
 from server.eventlog import EventLog
 from server.replica import Replica
 from server.session_index import SessionIndex

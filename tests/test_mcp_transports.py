@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 
 from graph.config import AppConfig
+from graph.mcp_errors import ServerUnavailable
 from graph.mcp_launch import expand, resolve_command, resolved
 from graph.scripted_model import ScriptedChatModel, calls, tool_call
-from graph.toolbox import ServerUnavailable, Toolbox
+from graph.toolbox import Toolbox
 from tests.conftest import SERVERS, ops_app_config
 from tests.test_graph import final, investigate, partial
 
