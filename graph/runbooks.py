@@ -6,8 +6,8 @@ are rewritten to raw-content URLs (:func:`github_raw_url`). Safety rules:
 * The GitHub token is sent only to GitHub hosts (and to the origin of ``raw_base_url``),
   re-decided on every redirect hop, so it never follows a redirect to another host.
 * Local references (relative paths, absolute paths, ``file://`` URLs) are read only from
-  inside ``runbooks_dir`` after resolving symlinks; with no ``runbooks_dir`` they are
-  refused. An alert can never make us read an arbitrary file.
+  inside ``runbooks_dir`` after resolving symlinks (`graph.runbook_files`); with no
+  ``runbooks_dir`` they are refused. An alert can never make us read an arbitrary file.
 * Bodies are read up to ``max_bytes`` and refused beyond it; a single overall deadline of
   ``timeout`` seconds covers the whole fetch, redirects included.
 
@@ -40,17 +40,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from graph.netguard import BlockedAddress, CheckedTransport, blocked_reason, normalize_host
+from graph.runbook_errors import RunbookError, describe
+from graph.runbook_files import local_path, read_file
 from graph.runbook_urls import (
     DEFAULT_ALLOWED_HOSTS,
     DEFAULT_PORTS,
@@ -91,17 +91,6 @@ class Runbook:
     content: str
     sha256: str  # hex digest of the raw bytes
     size: int  # bytes
-
-
-class RunbookError(Exception):
-    """A runbook could not be fetched; str(e) is a one-line reason fit to show a user."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()))
-
-
-def _describe(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
 
 
 class RunbookFetcher:
@@ -180,8 +169,9 @@ class RunbookFetcher:
         if scheme in ("http", "https"):
             source, raw = await self._fetch_url(github_raw_url(ref, self._raw_base_url))
         elif scheme in ("", "file"):
-            path = await asyncio.to_thread(self._local_path, ref)  # resolve() touches the disk
-            raw = await asyncio.to_thread(self._read_file, path, ref)
+            # resolve() touches the disk
+            path = await asyncio.to_thread(local_path, self._runbooks_dir, ref)
+            raw = await asyncio.to_thread(read_file, path, ref, self._max_bytes)
             source = str(path)
         else:
             raise RunbookError(
@@ -283,7 +273,7 @@ class RunbookFetcher:
                 raise RunbookError(f"unsupported URL scheme: {display_url(url)}") from exc
             except httpx.TransportError as exc:
                 raise RunbookError(
-                    f"could not fetch runbook from {url.host}: {_describe(exc)}"
+                    f"could not fetch runbook from {url.host}: {describe(exc)}"
                 ) from exc
         raise RunbookError(f"too many redirects (more than {MAX_REDIRECTS}): {display_url(url)}")
 
@@ -338,60 +328,6 @@ class RunbookFetcher:
             if len(body) > self._max_bytes:
                 raise too_big
         return bytes(body)
-
-    # -- local files ------------------------------------------------------------------
-
-    def _local_path(self, ref: str) -> Path:
-        """Resolve a local reference, refusing anything outside ``runbooks_dir``."""
-        if self._runbooks_dir is None:
-            raise RunbookError("local runbooks are disabled; set RUNBOOKS_DIR")
-        if ref.lower().startswith("file:"):
-            parts = urlsplit(ref)  # cannot fail: `fetch` already split it
-            if parts.netloc not in ("", "localhost"):
-                raise RunbookError(
-                    f"file URL with a host is not supported: {ref!r}; "
-                    "use a path inside RUNBOOKS_DIR"
-                )
-            raw_path = unquote(parts.path)
-        else:
-            raw_path = ref
-        try:
-            base = self._runbooks_dir.resolve(strict=True)
-        except (OSError, RuntimeError) as exc:
-            raise RunbookError(f"RUNBOOKS_DIR is not usable: {self._runbooks_dir}") from exc
-        try:
-            given = Path(raw_path)
-            resolved = (base / given).resolve()  # an absolute `given` replaces `base`
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise RunbookError(f"invalid runbook path {ref!r}: {_describe(exc)}") from exc
-        if not resolved.is_relative_to(base):
-            if given.is_absolute():
-                why = "absolute path is outside RUNBOOKS_DIR"
-            elif ".." in given.parts:
-                why = "'..' leads outside RUNBOOKS_DIR"
-            else:
-                why = "a symlink leads outside RUNBOOKS_DIR"
-            raise RunbookError(f"refusing runbook path {ref!r}: {why} ({base})")
-        return resolved
-
-    def _read_file(self, path: Path, ref: str) -> bytes:
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        try:
-            fd = os.open(path, flags)
-        except FileNotFoundError as exc:
-            raise RunbookError(f"runbook not found in RUNBOOKS_DIR: {ref!r}") from exc
-        except OSError as exc:
-            raise RunbookError(f"cannot read runbook {ref!r}: {_describe(exc)}") from exc
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise RunbookError(f"runbook is not a regular file: {ref!r}")
-            with os.fdopen(fd, "rb", closefd=False) as f:
-                data = f.read(self._max_bytes + 1)
-        finally:
-            os.close(fd)
-        if len(data) > self._max_bytes:
-            raise RunbookError(f"runbook is larger than the {self._max_bytes}-byte limit: {ref!r}")
-        return data
 
     # -- decoding ---------------------------------------------------------------------
 
