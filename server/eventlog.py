@@ -38,8 +38,12 @@ def is_terminal(event: dict[str, Any]) -> bool:
 class EventLog:
     """Append-and-subscribe log of numbered events per session."""
 
-    def __init__(self, store: Store | None, *, keep_in_memory: int = 256) -> None:
-        self.store = store
+    def __init__(
+        self, store: Store | None, *, keep_in_memory: int = 256, holder: str | None = None
+    ) -> None:
+        """`holder`: the replica id this one's writes carry; events of a session another
+        replica holds now are not written (server/store/fencing.py)."""
+        self.store, self.holder = store, holder
         self._live: OrderedDict[str, _Live] = OrderedDict()
         self._keep = keep_in_memory
         self._dirty: asyncio.Queue[str] = asyncio.Queue()
@@ -131,7 +135,7 @@ class EventLog:
     async def _write(self, batches: dict[str, Numbered]) -> Exception | None:
         assert self.store is not None
         try:
-            await self.store.insert_events(batches)
+            await self.store.insert_events(batches, holder=self.holder)
         except Exception as exc:
             return exc
         for sid, batch in batches.items():

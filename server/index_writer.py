@@ -26,7 +26,9 @@ WINDOW = 0.05
 class IndexWriter:
     """`update` merges columns per session; a background flush writes them after `window`
     seconds, all sessions in one transaction; `flush` writes everything pending now.
-    `on_error(exc)` / `on_ok()` report the database's state (the service's /health)."""
+    `on_error(exc)` / `on_ok()` report the database's state (the service's /health).
+    `holder`: the replica writing, whose updates to sessions another replica holds now are
+    dropped (server/store/fencing.py)."""
 
     def __init__(
         self,
@@ -35,8 +37,9 @@ class IndexWriter:
         on_error: Callable[[Exception], None],
         on_ok: Callable[[], None],
         window: float = WINDOW,
+        holder: str | None = None,
     ) -> None:
-        self.store, self.window = store, window
+        self.store, self.window, self.holder = store, window, holder
         self._on_error, self._on_ok = on_error, on_ok
         self._pending: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()  # batches are written in order, one at a time
@@ -62,13 +65,17 @@ class IndexWriter:
             if not batch:
                 return
             try:
-                missing = await self.store.update_sessions(batch)
+                missing = await self.store.update_sessions(batch, holder=self.holder)
             except Exception as exc:
                 self._on_error(exc)
                 return
             self._on_ok()
             if missing:
-                log.warning("index update for unknown sessions %s", ", ".join(missing))
+                log.warning(
+                    "index update not written for sessions %s: unknown, or another replica "
+                    "runs them now",
+                    ", ".join(missing),
+                )
 
     async def aclose(self) -> None:
         """Write what is pending and stop."""

@@ -83,7 +83,6 @@ class Investigations:
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._reserved = 0
         self._running = 0
-        self.sessions = SessionIndex(store)
         self._workers: list[asyncio.Task[None]] = []
         self._model_factory = model_factory or self._build_model
         self._running_ids: set[str] = set()
@@ -95,6 +94,8 @@ class Investigations:
             if store is not None and resumable
             else None
         )
+        leases = self.replica.leases
+        self.sessions = SessionIndex(store, holder=leases.owner if leases is not None else None)
         self._key_locks = KeyedLocks()
         self.metrics = metrics or Metrics()
         self.metrics.track_load(self.load)

@@ -122,7 +122,8 @@ async def open_runtime(
             store.write_lock = write_lock
         try:
             async with _open_saver(settings, write_lock) as saver:
-                event_log = EventLog(store)
+                # the service's replica id fences its writes (server/store/fencing.py)
+                event_log = EventLog(store, holder=settings.replica_id if recover else None)
                 await event_log.start()
                 investigations = Investigations(
                     services,

@@ -30,10 +30,11 @@ class UnknownSession(LookupError):
 class SessionIndex:
     """Sessions by id, alert id, Idempotency-Key and fingerprint: memory, then the index."""
 
-    def __init__(self, store: Store | None) -> None:
+    def __init__(self, store: Store | None, *, holder: str | None = None) -> None:
+        """`holder`: the replica id this one's updates carry (server/store/fencing.py)."""
         self.store = store
         self.error: str | None = None  # why the index is unavailable, while it is
-        self._writer = IndexWriter(store, on_error=self.failed, on_ok=self._ok)
+        self._writer = IndexWriter(store, on_error=self.failed, on_ok=self._ok, holder=holder)
         self._sessions: dict[str, SessionState] = {}
         self._by_alert: dict[str, str] = {}
         self._by_key: dict[str, str] = {}

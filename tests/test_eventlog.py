@@ -27,10 +27,12 @@ class Refusing(Store):
 
     refused: set[str]
 
-    async def insert_events(self, batches: Mapping[str, list[tuple[int, dict[str, Any]]]]) -> None:
+    async def insert_events(
+        self, batches: Mapping[str, list[tuple[int, dict[str, Any]]]], *, holder: str | None = None
+    ) -> None:
         if self.refused & set(batches):
             raise RuntimeError("disk full")
-        await super().insert_events(batches)
+        await super().insert_events(batches, holder=holder)
 
 
 async def test_a_session_that_cannot_be_written_holds_up_no_other(db_url: str):

@@ -79,3 +79,31 @@ async def test_a_sweep_leaves_the_sessions_a_replica_holds_unread(store: Store):
     assert sorted(r.session_id for r in swept) == ["a-dead", "unowned"]
     at_start_up = await a.claim()  # an earlier life's sessions under the same id: all
     assert [r.session_id for r in at_start_up] == ["a-live", "a-dead", "unowned"]
+
+
+async def test_writes_for_a_session_another_replica_holds_are_fenced(store: Store):
+    """A replica that has not noticed yet that its session was taken over (it renews every
+    third of a lease) writes neither its status nor its events over the new holder's."""
+    b = Leases(store, "b", 30)
+    await session(store, "taken", owner="b", lease_expires_at=b.expiry(), status="processing")
+    await session(store, "mine", owner="a", lease_expires_at=b.expiry(), status="processing")
+    await session(store, "free", status="processing")  # released, or written before leases
+    await session(store, "done-by-b", owner="b", status="completed")
+    everyone = ["taken", "mine", "free", "done-by-b"]
+
+    update = {"status": "completed", "progress": 100}
+    missing = await store.update_sessions(dict.fromkeys(everyone, update), holder="a")
+    assert missing == ["taken"]
+    for sid in everyone:
+        stored = await store.get_session(sid)
+        assert stored is not None
+        assert stored.status == ("processing" if sid == "taken" else "completed"), sid
+
+    await store.insert_events({sid: [(1, {"type": "x"})] for sid in everyone}, holder="a")
+    assert [sid for sid in everyone if await store.last_seq(sid)] == ["mine", "free", "done-by-b"]
+
+    # the holder itself, and writers that hold no leases (the command line), are not fenced
+    await store.insert_events({"taken": [(1, {"type": "x"})]}, holder="b")
+    assert await store.update_sessions({"taken": {"progress": 50}}) == []
+    stored = await store.get_session("taken")
+    assert stored is not None and stored.progress == 50 and await store.last_seq("taken") == 1

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from server.store import events, migrate
 from server.store.engine import create_engine, masked_url, write_engine
 from server.store.errors import DuplicateSession, SessionNotFound
+from server.store.fencing import held_elsewhere, sessions_held_elsewhere
 from server.store.models import EVENTS, SESSION_COLUMNS, SESSIONS, as_utc
 from server.store.records import FINISHED, STATUSES, UNFINISHED, SessionRecord
 
@@ -186,15 +187,21 @@ class Store:
         if await self.update_sessions({session_id: fields}):
             raise SessionNotFound(session_id)
 
-    async def update_sessions(self, updates: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    async def update_sessions(
+        self, updates: Mapping[str, Mapping[str, Any]], *, holder: str | None = None
+    ) -> list[str]:
         """`update_session` for several sessions in one transaction; returns the ids of
-        sessions that do not exist (the others are updated)."""
+        sessions not updated: they do not exist, or (`holder`: the replica writing, see
+        fencing.py) another replica holds them now."""
         rows = {session_id: _session_values(fields) for session_id, fields in updates.items()}
+        fence = [] if holder is None else [~held_elsewhere(holder)]
         missing = []
         async with self.write() as conn:
             for session_id, values in rows.items():
                 result = await conn.execute(
-                    update(SESSIONS).where(SESSIONS.c.session_id == session_id).values(values)
+                    update(SESSIONS)
+                    .where(SESSIONS.c.session_id == session_id, *fence)
+                    .values(values)
                 )
                 if result.rowcount == 0:
                     missing.append(session_id)
@@ -286,10 +293,14 @@ class Store:
 
     # -- events -----------------------------------------------------------------------------
 
-    async def insert_events(self, batches: Mapping[str, events.Numbered]) -> None:
+    async def insert_events(
+        self, batches: Mapping[str, events.Numbered], *, holder: str | None = None
+    ) -> None:
         """Store events whose seqs the caller assigned (the live event log does), of any
         number of sessions, in one transaction; a seq at or below a session's stored last
-        is skipped, so a retried batch is harmless and seqs only grow."""
+        is skipped, so a retried batch is harmless and seqs only grow. `holder` (the
+        replica writing): the events of sessions another replica holds now are dropped
+        (fencing.py)."""
         batches = {sid: numbered for sid, numbered in batches.items() if numbered}
         if not batches:
             return
@@ -297,6 +308,9 @@ class Store:
             for session_id in sorted(batches):  # one order: no two callers wait on each other
                 await locks.enter_async_context(self._append_lock(session_id))
             async with self.write() as conn:
+                if holder is not None:
+                    fenced = await sessions_held_elsewhere(conn, sorted(batches), holder)
+                    batches = {sid: b for sid, b in batches.items() if sid not in fenced}
                 await events.insert_new(conn, batches, utcnow())
 
     def _append_lock(self, session_id: str) -> asyncio.Lock:

@@ -4,7 +4,8 @@ lease is renewed), and when that replica is killed the other one takes its sessi
 once their leases run out, resumes them from their last checkpoints and completes them,
 without running again a tool call whose result was checkpointed. And a replica that stops
 cleanly hands its sessions over at once; a replica that finds a session it runs taken
-over (it could not renew the lease in time) stops running it."""
+over (it could not renew the lease in time) stops running it, and until it finds out, its
+writes for that session do not land (fencing)."""
 
 from __future__ import annotations
 
@@ -201,3 +202,44 @@ async def test_a_replica_whose_session_was_taken_over_stops_running_it(tmp_path:
     assert events[-1]["event"] == "session_completed"
     assert [e["id"] for e in events] == list(range(1, len(events) + 1))
     assert status["status"] == "completed"
+
+
+async def test_a_replica_that_has_not_noticed_a_takeover_yet_writes_nothing_over_it(
+    tmp_path: Path,
+):
+    """Between a takeover and its next renewal, a replica still runs the session: its
+    status and its events must not land over the new holder's (fencing)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
+    settings = Settings(
+        _env_file=None,
+        history_database_url=url,  # type: ignore[call-arg]
+        replica_id="a",
+        session_lease_seconds=120,  # next renewal in 40 s: after the run ends
+    )
+    async with serve(settings, ScriptedChatModel(responder=two_iterations, latency=0.3)) as a:
+        accepted = await a.submit()
+        sid = accepted["session_id"]
+        seen: list[dict[str, Any]] = []
+        async with asyncio.timeout(20):
+            while not any(e["event"] == "iteration_started" for e in seen):
+                seen = await a.events(accepted["alert_id"], limit=len(seen) + 1)
+        store = await Store.open(url)
+        try:
+            await store.update_session(
+                sid, owner="b", lease_expires_at=utcnow() + timedelta(minutes=5)
+            )
+            taken_at = await store.last_seq(sid)
+            running = 1
+            async with asyncio.timeout(20):
+                while running:  # a runs it to its end, unaware
+                    await asyncio.sleep(0.1)
+                    running = (await a.client.get("/health")).json()["queue"]["running"]
+            await asyncio.sleep(0.5)  # anything a still had to write
+            record = await store.get_session(sid)
+            stored = await store.events_after(sid)
+        finally:
+            await store.close()
+    assert record is not None
+    assert (record.status, record.owner, record.result) == ("processing", "b", None)
+    assert max(seq for seq, _ in stored) <= taken_at + 1  # one batch may have been in flight
+    assert "session_completed" not in [event["type"] for _, event in stored]
