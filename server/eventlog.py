@@ -1,6 +1,8 @@
 """The per-session event log behind the SSE streams: numbered events, delivered live to
 every subscriber at once and written to the database in the background, so a stream can
-be resumed (Last-Event-ID), replayed after the end, and survives a restart."""
+be resumed (Last-Event-ID), replayed after the end, and survives a restart. A stream of a
+session that another replica runs follows the stored events: at once on PostgreSQL
+(server/store/notices.py), polling every second on SQLite."""
 
 from __future__ import annotations
 
@@ -8,13 +10,14 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from graph.events import TERMINAL_EVENTS
 from server.store import Store
 from server.store.events import Numbered
+from server.store.notices import EventNotices, Watch
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +42,17 @@ class EventLog:
     """Append-and-subscribe log of numbered events per session."""
 
     def __init__(
-        self, store: Store | None, *, keep_in_memory: int = 256, holder: str | None = None
+        self,
+        store: Store | None,
+        *,
+        keep_in_memory: int = 256,
+        holder: str | None = None,
+        notices: EventNotices | None = None,
     ) -> None:
         """`holder`: the replica id this one's writes carry; events of a session another
-        replica holds now are not written (server/store/fencing.py)."""
-        self.store, self.holder = store, holder
+        replica holds now are not written (server/store/fencing.py). `notices`: what wakes
+        the streams of sessions running elsewhere when their events are stored."""
+        self.store, self.holder, self.notices = store, holder, notices
         self._live: OrderedDict[str, _Live] = OrderedDict()
         self._keep = keep_in_memory
         self._dirty: asyncio.Queue[str] = asyncio.Queue()
@@ -53,8 +62,12 @@ class EventLog:
     async def start(self) -> None:
         if self.store is not None and self._writer is None:
             self._writer = asyncio.create_task(self._write_loop())
+        if self.notices is not None:
+            self.notices.start()
 
     async def aclose(self) -> None:
+        if self.notices is not None:
+            await self.notices.aclose()
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -184,6 +197,20 @@ class EventLog:
         terminal event. `finished` is asked when a session is not live here and has no new
         stored events: if it returns the terminal event the log lacks (a crash between the
         index write and the event write), that event is appended and the stream ends."""
+        watching = self.notices.watch(session_id) if self.notices is not None else _polling()
+        with watching as notice:
+            following = self._follow(session_id, after, finished, notice)
+            async with contextlib.aclosing(following):
+                async for item in following:
+                    yield item
+
+    async def _follow(
+        self,
+        session_id: str,
+        after: int,
+        finished: Callable[[], Awaitable[dict[str, Any] | None]] | None,
+        notice: Watch,
+    ) -> AsyncGenerator[tuple[int, dict[str, Any]]]:
         sent = after
         while True:
             live = self._live.get(session_id)
@@ -192,6 +219,7 @@ class EventLog:
                 pending = [(s, e) for s, e in live.events if s > sent]
             else:
                 waiter = None
+                notice.clear()  # a notice from here on is news
                 pending = await self._stored(session_id, sent)
                 if live is not None:  # stored history up to where memory begins
                     pending = [(s, e) for s, e in pending if s < live.first]
@@ -212,4 +240,11 @@ class EventLog:
                 if ending is not None:
                     await self.append(session_id, ending)
                     continue
-                await asyncio.sleep(_DB_POLL_SECONDS)  # running elsewhere or not yet resumed
+                # running elsewhere, or not resumed yet
+                await notice.wait(_DB_POLL_SECONDS)
+
+
+@contextlib.contextmanager
+def _polling() -> Iterator[Watch]:
+    """A watch no notice wakes: its streams poll."""
+    yield Watch()

@@ -23,6 +23,7 @@ from server.eventlog import EventLog
 from server.manager import Investigations
 from server.metrics import Metrics
 from server.store import Store
+from server.store.notices import EventNotices
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,18 @@ async def open_runtime(
             store.write_lock = write_lock
         try:
             async with _open_saver(settings, write_lock) as saver:
-                # the service's replica id fences its writes (server/store/fencing.py)
-                event_log = EventLog(store, holder=settings.replica_id if recover else None)
+                # the service: its replica id fences its writes (server/store/fencing.py),
+                # and its streams of sessions running elsewhere follow the notices of
+                # other replicas (server/store/notices.py)
+                event_log = EventLog(
+                    store,
+                    holder=settings.replica_id if recover else None,
+                    notices=(
+                        EventNotices.for_url(store.engine.url)
+                        if store is not None and recover
+                        else None
+                    ),
+                )
                 await event_log.start()
                 investigations = Investigations(
                     services,

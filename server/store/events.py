@@ -25,9 +25,11 @@ def chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str
         yield items[i : i + size]
 
 
-async def insert_new(conn: AsyncConnection, batches: Mapping[str, Numbered], now: datetime) -> None:
+async def insert_new(
+    conn: AsyncConnection, batches: Mapping[str, Numbered], now: datetime
+) -> set[str]:
     """Insert the events whose seq is above their session's stored last (so a retried
-    batch is harmless and seqs only grow)."""
+    batch is harmless and seqs only grow); returns the sessions that got any."""
     last = await last_seqs(conn, list(batches))
     rows = [
         {
@@ -43,6 +45,7 @@ async def insert_new(conn: AsyncConnection, batches: Mapping[str, Numbered], now
     ]
     if rows:
         await conn.execute(insert(EVENTS), rows)
+    return {str(row["session_id"]) for row in rows}
 
 
 async def after(conn: AsyncConnection, session_id: str, after_seq: int, limit: int) -> Numbered:

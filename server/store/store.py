@@ -15,7 +15,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from server.store import events, migrate
+from server.store import events, migrate, notices
 from server.store.engine import create_engine, masked_url, write_engine
 from server.store.errors import DuplicateSession, SessionNotFound
 from server.store.fencing import held_elsewhere, sessions_held_elsewhere
@@ -311,7 +311,8 @@ class Store:
                 if holder is not None:
                     fenced = await sessions_held_elsewhere(conn, sorted(batches), holder)
                     batches = {sid: b for sid, b in batches.items() if sid not in fenced}
-                await events.insert_new(conn, batches, utcnow())
+                stored = await events.insert_new(conn, batches, utcnow())
+                await notices.notify(conn, stored)  # streams on other replicas follow
 
     def _append_lock(self, session_id: str) -> asyncio.Lock:
         lock = self._append_locks.get(session_id)
