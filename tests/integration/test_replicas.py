@@ -20,6 +20,7 @@ import pytest
 from graph.events import EventType, make_event
 from graph.scripted_model import ScriptedChatModel
 from graph.settings import Settings
+from server import eventlog
 from server.store import Store
 from server.store.store import utcnow
 from tests.fakes.chat_completions import FakeChatCompletions
@@ -31,6 +32,7 @@ from tests.integration.test_crash_recovery import (  # noqa: F401 - fixtures amo
     service_env,
     workdir,
 )
+from tests.pg import fresh_database
 from tests.service.conftest import serve, two_iterations
 from tests.soak.harness import (
     Client,
@@ -243,3 +245,32 @@ async def test_a_replica_that_has_not_noticed_a_takeover_yet_writes_nothing_over
     assert (record.status, record.owner, record.result) == ("processing", "b", None)
     assert max(seq for seq, _ in stored) <= taken_at + 1  # one batch may have been in flight
     assert "session_completed" not in [event["type"] for _, event in stored]
+
+
+@pytest.mark.postgres
+async def test_a_stream_from_another_replica_follows_the_session_live_on_postgres(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Behind a load balancer, the stream may be asked of a replica that does not run the
+    session: on PostgreSQL it follows the events as the running replica stores them."""
+    monkeypatch.setattr(eventlog, "_DB_POLL_SECONDS", 120.0)  # polling alone would stall
+
+    def replica(url: str, name: str) -> Settings:
+        return Settings(
+            _env_file=None,
+            history_database_url=url,  # type: ignore[call-arg]
+            replica_id=name,
+        )
+
+    with fresh_database() as url:
+        model = ScriptedChatModel(responder=two_iterations, latency=0.3)
+        async with (
+            serve(replica(url, "a"), model) as a,
+            serve(replica(url, "b"), ScriptedChatModel(responder=two_iterations)) as b,
+        ):
+            accepted = await a.submit()
+            streamed = await asyncio.wait_for(b.events(accepted["alert_id"]), 30)
+            direct = await a.events(accepted["alert_id"])
+            assert not b.model.requests  # b ran nothing: it followed a
+    assert streamed[-1]["event"] == "session_completed"
+    assert [(e["id"], e["event"]) for e in streamed] == [(e["id"], e["event"]) for e in direct]
