@@ -14,6 +14,8 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlalchemy.engine import make_url
 
+from graph.thread_fence import ThreadFence
+
 
 def sqlite_path(url: str) -> Path:
     """The file of a `sqlite+aiosqlite:///path` URL."""
@@ -106,11 +108,11 @@ class CompressedSerde:
 
 @contextlib.asynccontextmanager
 async def open_checkpointer(
-    url: str, *, write_lock: asyncio.Lock | None = None
+    url: str, *, write_lock: asyncio.Lock | None = None, fence: ThreadFence | None = None
 ) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     """Open (and set up) the saver for `url`; closed on exit. With SQLite, `write_lock` is
     shared with the session index so the writers of the one file queue instead of
-    contending for SQLite's lock."""
+    contending for SQLite's lock. `fence`: threads not to write (graph/thread_fence.py)."""
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
         import aiosqlite
@@ -124,6 +126,7 @@ async def open_checkpointer(
             await conn.execute("PRAGMA synchronous=NORMAL")
             saver = BlobSqliteSaver(conn)
             saver.serde = CompressedSerde(saver.serde)
+            saver.fence = fence
             if write_lock is not None:
                 saver.lock = write_lock
             await saver.setup()
@@ -141,6 +144,7 @@ async def open_checkpointer(
         plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         async with BatchedPostgresSaver.from_conn_string(plain) as pg_saver:
             assert isinstance(pg_saver, BatchedPostgresSaver)  # typed as the stock saver
+            pg_saver.fence = fence
             await pg_saver.setup()
             try:
                 yield pg_saver

@@ -29,6 +29,7 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg.types.json import Jsonb
 
 from graph.checkpoint_order import CheckpointWriter
+from graph.thread_fence import ThreadFence, thread_ids, without
 from graph.write_batches import Statement
 
 
@@ -37,6 +38,8 @@ class BatchedPostgresSaver(AsyncPostgresSaver):
     closes, so the writes still queued are committed."""
 
     _writer: CheckpointWriter | None = None
+    fence: ThreadFence | None = None
+    """Threads not to write now (graph/thread_fence.py); set before the first write."""
 
     async def aput(
         self,
@@ -122,6 +125,11 @@ class BatchedPostgresSaver(AsyncPostgresSaver):
             conn.transaction(),
             conn.cursor() as cursor,
         ):
+            if self.fence is not None:
+                sql, params = self.fence.query(thread_ids(statements), "%s")
+                await cursor.execute(sql, params)
+                fenced = {str(row["thread_id"]) for row in await cursor.fetchall()}
+                statements = without(statements, fenced)
             for statement in statements:
                 await cursor.executemany(statement.sql, statement.rows)
 

@@ -37,6 +37,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from graph.checkpoint_order import CheckpointWriter
 from graph.checkpoints import Encoded, packed
+from graph.thread_fence import ThreadFence, thread_ids, without
 from graph.write_batches import Rows, Statement, Transaction
 
 FORMAT = 1
@@ -80,6 +81,8 @@ class BlobSqliteSaver(AsyncSqliteSaver):
 
     _blobs_ready = False
     _writer: CheckpointWriter | None = None
+    fence: ThreadFence | None = None
+    """Threads not to write now (graph/thread_fence.py); set before the first write."""
     convert_chunk = 200
     """Rows converted per transaction when a stock database is first opened."""
 
@@ -223,7 +226,7 @@ class BlobSqliteSaver(AsyncSqliteSaver):
     def _writes(self) -> CheckpointWriter:
         if self._writer is None:
             self._writer = CheckpointWriter(
-                sqlite_transaction(self.conn, self.lock, _bound), self._root_stored
+                sqlite_transaction(self.conn, self.lock, _bound, self.fence), self._root_stored
             )
         return self._writer
 
@@ -290,14 +293,22 @@ def sqlite_transaction(
     conn: aiosqlite.Connection,
     lock: asyncio.Lock,
     bind: Callable[[Rows], Iterable[tuple[Any, ...]]],
+    fence: ThreadFence | None = None,
 ) -> Transaction:
     """Batches run on `conn` under `lock` (shared with the other writers of the file):
     `bind(rows)` gives a statement's parameters, iterated by `executemany` in the
-    connection's thread."""
+    connection's thread. `fence`: the rows of the threads it names are dropped."""
 
     async def run(statements: list[Statement]) -> None:
         async with lock:
             try:
+                if fence is not None:
+                    if not conn.in_transaction:  # the write lock first: no takeover between
+                        await conn.execute("BEGIN IMMEDIATE")  # the check and the writes
+                    sql, params = fence.query(thread_ids(statements), "?")
+                    async with conn.execute(sql, params) as cursor:
+                        fenced = {str(row[0]) for row in await cursor.fetchall()}
+                    statements = without(statements, fenced)
                 for statement in statements:
                     await conn.executemany(statement.sql, bind(statement.rows))
                 await conn.commit()

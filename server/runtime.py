@@ -19,10 +19,12 @@ from graph.models import ModelChoice
 from graph.registry import AgentRegistry
 from graph.services import Services, open_services
 from graph.settings import Settings
+from graph.thread_fence import ThreadFence
 from server.eventlog import EventLog
 from server.manager import Investigations
 from server.metrics import Metrics
 from server.store import Store
+from server.store.fencing import CheckpointFence
 from server.store.notices import EventNotices
 
 log = logging.getLogger(__name__)
@@ -67,13 +69,15 @@ async def _open_store(settings: Settings) -> tuple[Store | None, str | None]:
 
 @contextlib.asynccontextmanager
 async def _open_saver(
-    settings: Settings, write_lock: asyncio.Lock
+    settings: Settings, write_lock: asyncio.Lock, fence: ThreadFence | None
 ) -> AsyncIterator[BaseCheckpointSaver[Any] | None]:
     if not settings.history_enabled:
         yield None
         return
     try:
-        opened = open_checkpointer(settings.history_database_url, write_lock=write_lock)
+        opened = open_checkpointer(
+            settings.history_database_url, write_lock=write_lock, fence=fence
+        )
         saver = await opened.__aenter__()
     except Exception as exc:  # investigations still run, without durable checkpoints
         from langgraph.checkpoint.memory import InMemorySaver
@@ -122,13 +126,16 @@ async def open_runtime(
         if store is not None:
             store.write_lock = write_lock
         try:
-            async with _open_saver(settings, write_lock) as saver:
-                # the service: its replica id fences its writes (server/store/fencing.py),
-                # and its streams of sessions running elsewhere follow the notices of
-                # other replicas (server/store/notices.py)
+            # the service, with leases: its replica id fences what it writes for a session
+            # another replica took over (server/store/fencing.py)
+            holder = settings.replica_id if recover and store is not None else None
+            fence = CheckpointFence(holder, store.dialect) if holder and store else None
+            async with _open_saver(settings, write_lock, fence) as saver:
+                # the service's streams of sessions running elsewhere follow the notices
+                # of other replicas (server/store/notices.py)
                 event_log = EventLog(
                     store,
-                    holder=settings.replica_id if recover else None,
+                    holder=holder,
                     notices=(
                         EventNotices.for_url(store.engine.url)
                         if store is not None and recover

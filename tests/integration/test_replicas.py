@@ -10,6 +10,7 @@ writes for that session do not land (fencing)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -231,6 +232,7 @@ async def test_a_replica_that_has_not_noticed_a_takeover_yet_writes_nothing_over
                 sid, owner="b", lease_expires_at=utcnow() + timedelta(minutes=5)
             )
             taken_at = await store.last_seq(sid)
+            checkpoints_at = _checkpoints(tmp_path / "history.db", sid)
             running = 1
             async with asyncio.timeout(20):
                 while running:  # a runs it to its end, unaware
@@ -245,6 +247,15 @@ async def test_a_replica_that_has_not_noticed_a_takeover_yet_writes_nothing_over
     assert (record.status, record.owner, record.result) == ("processing", "b", None)
     assert max(seq for seq, _ in stored) <= taken_at + 1  # one batch may have been in flight
     assert "session_completed" not in [event["type"] for _, event in stored]
+    assert _checkpoints(tmp_path / "history.db", sid) == checkpoints_at  # its history too
+
+
+def _checkpoints(db: Path, thread_id: str) -> int:
+    with sqlite3.connect(db) as conn:
+        (count,) = conn.execute(
+            "SELECT count(*) FROM checkpoints WHERE thread_id = ?", (thread_id,)
+        ).fetchone()
+    return int(count)
 
 
 @pytest.mark.postgres
