@@ -44,9 +44,9 @@ def counting(store: Store) -> list[dict[str, Any]]:
     batches: list[dict[str, Any]] = []
     write = store.update_sessions
 
-    async def spy(updates: Any) -> list[str]:
+    async def spy(updates: Any, *, holder: str | None = None) -> list[str]:
         batches.append({k: dict(v) for k, v in updates.items()})
-        return await write(updates)
+        return await write(updates, holder=holder)
 
     store.update_sessions = spy  # type: ignore[method-assign]
     return batches
