@@ -129,7 +129,7 @@ async def open_runtime(
             # the service, with leases: its replica id fences what it writes for a session
             # another replica took over (server/store/fencing.py)
             holder = settings.replica_id if recover and store is not None else None
-            fence = CheckpointFence(holder, store.dialect) if holder and store else None
+            fence = CheckpointFence(holder) if holder is not None else None
             async with _open_saver(settings, write_lock, fence) as saver:
                 # the service's streams of sessions running elsewhere follow the notices
                 # of other replicas (server/store/notices.py)

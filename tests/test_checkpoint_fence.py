@@ -29,7 +29,7 @@ async def test_checkpoints_of_a_session_another_replica_holds_are_not_written(db
         await _session(store, "taken", owner="b", status="processing")
         await _session(store, "mine", owner="a", status="processing")
         await _session(store, "free", status="processing")
-        fence = CheckpointFence("a", store.dialect)
+        fence = CheckpointFence("a")
         async with open_checkpointer(db_url, fence=fence) as saver:
             graph = counting_graph(saver)
             for thread in ("taken", "mine", "free", "not-a-session"):

@@ -7,10 +7,13 @@ for longer than a lease may go on running a session until then, and what it wrot
 time would mix with the new holder's writes: a status of "completed" over a run still in
 progress, events numbered twice, checkpoints of two runs in one history. So its writes
 carry its replica id (`holder`), and those for an unfinished session another replica holds
-are dropped in the transaction that would write them. On PostgreSQL that transaction also
-locks the sessions' rows (FOR SHARE), so a takeover waits for it to commit; SQLite runs one
-writer at a time. A finished session is not fenced: anyone may annotate it (Alertmanager's
-"resolved"); nor is a session nobody holds (released, or written before leases)."""
+are dropped in the transaction that would write them. With SQLite that transaction holds
+the write lock from its start, so no takeover commits in between. With PostgreSQL the
+sessions' rows are not locked (locking them in every write would make the writers of the
+index, the events and the checkpoints deadlock each other): a takeover that commits in the
+milliseconds between the check and the commit lets that one batch through. A finished
+session is not fenced: anyone may annotate it (Alertmanager's "resolved"); nor is a
+session nobody holds (released, or written before leases)."""
 
 from __future__ import annotations
 
@@ -38,16 +41,13 @@ def held_elsewhere(holder: str) -> ColumnElement[bool]:
 async def sessions_held_elsewhere(
     conn: AsyncConnection, session_ids: Sequence[str], holder: str
 ) -> set[str]:
-    """Those of `session_ids` that `holder` must not write to now; on PostgreSQL, all of
-    their rows stay locked (FOR SHARE) until `conn`'s transaction ends."""
+    """Those of `session_ids` that `holder` must not write to now."""
     found: set[str] = set()
     for chunk in chunks(session_ids):
-        query = (
-            select(SESSIONS.c.session_id, held_elsewhere(holder))
-            .where(SESSIONS.c.session_id.in_(chunk))
-            .with_for_update(read=True)
+        query = select(SESSIONS.c.session_id).where(
+            SESSIONS.c.session_id.in_(chunk), held_elsewhere(holder)
         )
-        found.update(sid for sid, fenced in (await conn.execute(query)).all() if fenced)
+        found.update((await conn.execute(query)).scalars().all())
     return found
 
 
@@ -56,16 +56,12 @@ class CheckpointFence:
     """The checkpoint savers' fence (graph/thread_fence.py): a thread is a session."""
 
     holder: str
-    dialect: str
 
     def query(self, thread_ids: Sequence[str], placeholder: str) -> tuple[str, tuple[Any, ...]]:
         ids = ", ".join([placeholder] * len(thread_ids))
         statuses = ", ".join([placeholder] * len(UNFINISHED))
-        lock = " FOR SHARE" if self.dialect == "postgresql" else ""  # every row written
         sql = (
-            "SELECT session_id AS thread_id FROM ("
-            f"SELECT session_id, owner, status FROM {SESSIONS.name} "
-            f"WHERE session_id IN ({ids}){lock}) AS written "
-            f"WHERE owner IS NOT NULL AND owner <> {placeholder} AND status IN ({statuses})"
+            f"SELECT session_id AS thread_id FROM {SESSIONS.name} WHERE session_id IN ({ids}) "
+            f"AND owner IS NOT NULL AND owner <> {placeholder} AND status IN ({statuses})"
         )
         return sql, (*thread_ids, self.holder, *UNFINISHED)
