@@ -5,7 +5,9 @@ With many investigations at once, a write transaction per progress event (iterat
 started, agent selected) was a good part of the service's CPU. The index is not where
 progress is read live — /processing-status and the event stream read memory — so those
 updates may wait a few milliseconds and merge. A session's end is written at once
-(`flush`), before anyone is told it finished."""
+(`flush`), before anyone is told it finished. Updates the database refused (it is down)
+are kept and written again, every few seconds, until it takes them: a session that ended
+during an outage is recorded as ended once the database is back."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ log = logging.getLogger(__name__)
 
 WINDOW = 0.05
 """Seconds updates gather before they are written."""
+RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+"""Waits before writing refused updates again, growing while the database stays down."""
 
 
 class IndexWriter:
@@ -44,16 +48,24 @@ class IndexWriter:
         self._pending: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()  # batches are written in order, one at a time
         self._flusher: asyncio.Task[None] | None = None
+        self._failures = 0  # flushes refused in a row
+        self._closed = False
 
     def update(self, session_id: str, fields: dict[str, Any]) -> None:
         if self.store is None or not fields:
             return
         self._pending.setdefault(session_id, {}).update(fields)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._later(), name="index-writer")
+        self._schedule(self.window)
 
-    async def _later(self) -> None:
-        await asyncio.sleep(self.window)
+    def _schedule(self, delay: float) -> None:
+        if self._closed:
+            return
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._later(delay), name="index-writer")
+
+    async def _later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._flusher = None  # updates from now on schedule a flush of their own
         await self.flush()
 
     async def flush(self) -> None:
@@ -68,7 +80,12 @@ class IndexWriter:
                 missing = await self.store.update_sessions(batch, holder=self.holder)
             except Exception as exc:
                 self._on_error(exc)
+                for session_id, fields in batch.items():  # newer updates win
+                    self._pending[session_id] = {**fields, **self._pending.get(session_id, {})}
+                self._failures += 1
+                self._schedule(RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS)) - 1])
                 return
+            self._failures = 0
             self._on_ok()
             if missing:
                 log.warning(
@@ -78,7 +95,9 @@ class IndexWriter:
                 )
 
     async def aclose(self) -> None:
-        """Write what is pending and stop."""
+        """Write what is pending and stop (what the database refuses now is left to the
+        recovery of the sessions at the next start)."""
+        self._closed = True
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

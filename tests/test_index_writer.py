@@ -101,3 +101,36 @@ def _broken_engine() -> Any:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     return create_async_engine("sqlite+aiosqlite:////nonexistent-dir/x.db")
+
+
+async def test_updates_the_database_refused_are_written_once_it_is_back(store: Store):
+    """A session that ended while the database was down is recorded as ended when it is
+    back; an update made during the outage wins over the older one that was refused."""
+    health = Health()
+    writer = IndexWriter(store, on_error=health.error, on_ok=health.good, window=0.01)
+    write = store.update_sessions
+    down = True
+
+    async def flaky(updates: Any, *, holder: str | None = None) -> list[str]:
+        if down:
+            raise ConnectionError("database is down")
+        return await write(updates, holder=holder)
+
+    store.update_sessions = flaky  # type: ignore[method-assign]
+    writer.update("s0", {"status": "processing", "iterations": 1})
+    writer.update("s1", {"status": "completed", "progress": 100})
+    await writer.flush()  # a session's end, written at once: refused
+    writer.update("s0", {"iterations": 2})
+    await asyncio.sleep(0.7)  # the first retries are refused too
+    assert health.errors and health.ok == 0
+    assert (await store.get_session("s1")).status == "queued"
+
+    down = False
+    for _ in range(200):  # retried within 5 s of the last refusal
+        if health.ok:
+            break
+        await asyncio.sleep(0.05)
+    s0, s1 = await store.get_session("s0"), await store.get_session("s1")
+    assert (s0.status, s0.iterations) == ("processing", 2)
+    assert (s1.status, s1.progress) == ("completed", 100) and s1.completed_at is not None
+    await writer.aclose()
