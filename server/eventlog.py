@@ -22,6 +22,8 @@ from server.store.notices import EventNotices, Watch
 log = logging.getLogger(__name__)
 
 _DB_POLL_SECONDS = 1.0
+RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+"""Waits before writing events the database refused again, growing while it stays down."""
 
 
 @dataclass
@@ -57,6 +59,8 @@ class EventLog:
         self._keep = keep_in_memory
         self._dirty: asyncio.Queue[str] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._failures = 0  # writes refused in a row
         self.write_error: str | None = None
 
     async def start(self) -> None:
@@ -66,6 +70,8 @@ class EventLog:
             self.notices.start()
 
     async def aclose(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
         if self.notices is not None:
             await self.notices.aclose()
         if self._writer is not None:
@@ -123,8 +129,8 @@ class EventLog:
     async def _save(self, session_ids: Iterable[str]) -> None:
         """Write the sessions' unsaved events in one transaction; when that fails, each
         session's on its own, so one that cannot be written holds up no other. Events not
-        written stay in memory (the streams go on from there) and are retried with the
-        session's next event."""
+        written stay in memory (the streams go on from there) and are written again with
+        the session's next event, or after a growing wait (a finished session has none)."""
         if self.store is None:
             return
         batches = {
@@ -139,11 +145,22 @@ class EventLog:
             errors = [await self._write({sid: batch}) for sid, batch in batches.items()]
             error = next((e for e in errors if e is not None), None)
         if error is None:
-            self.write_error = None
+            self.write_error, self._failures = None, 0
             return
         if self.write_error is None:
             log.error("event log: database write failed, keeping events in memory: %s", error)
         self.write_error = f"{type(error).__name__}: {error}"
+        self._failures += 1
+        if self._retry is None and self._writer is not None:
+            delay = RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS)) - 1]
+            self._retry = asyncio.get_running_loop().call_later(delay, self._write_unsaved)
+
+    def _write_unsaved(self) -> None:
+        """Queue every session whose events are not all written yet."""
+        self._retry = None
+        for session_id, live in self._live.items():
+            if live.unsaved:
+                self._dirty.put_nowait(session_id)
 
     async def _write(self, batches: dict[str, Numbered]) -> Exception | None:
         assert self.store is not None

@@ -62,3 +62,33 @@ async def test_a_session_that_cannot_be_written_holds_up_no_other(db_url: str):
     finally:
         await log.aclose()
         await store.close()
+
+
+async def test_events_the_database_refused_are_written_once_it_takes_them_again(db_url: str):
+    """A session's last events (its terminal one, after which it has no other to carry
+    them) reach the database once it is back, with nothing else appended meanwhile."""
+    store = await Refusing.open(db_url)
+    assert isinstance(store, Refusing)
+    store.refused = {"s"}
+    log = EventLog(store)
+    await log.start()
+    try:
+        await log.open("s", new=True)
+        await log.append("s", {"type": "x"})
+        await log.append("s", {"type": "session_completed"})
+        await asyncio.sleep(0.8)  # refused, and refused again
+        assert await store.events_after("s") == [] and log.write_error is not None
+
+        store.refused = set()
+        for _ in range(200):  # written again within 5 s
+            if log.write_error is None:
+                break
+            await asyncio.sleep(0.05)
+        stored = await store.events_after("s")
+        assert [(seq, event["type"]) for seq, event in stored] == [
+            (1, "x"),
+            (2, "session_completed"),
+        ]
+    finally:
+        await log.aclose()
+        await store.close()
