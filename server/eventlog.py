@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graph.events import TERMINAL_EVENTS
+from server.retries import wait_after
 from server.store import Store
 from server.store.events import Numbered
 from server.store.notices import EventNotices, Watch
@@ -22,8 +23,6 @@ from server.store.notices import EventNotices, Watch
 log = logging.getLogger(__name__)
 
 _DB_POLL_SECONDS = 1.0
-RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
-"""Waits before writing events the database refused again, growing while it stays down."""
 
 
 @dataclass
@@ -152,8 +151,9 @@ class EventLog:
         self.write_error = f"{type(error).__name__}: {error}"
         self._failures += 1
         if self._retry is None and self._writer is not None:
-            delay = RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS)) - 1]
-            self._retry = asyncio.get_running_loop().call_later(delay, self._write_unsaved)
+            self._retry = asyncio.get_running_loop().call_later(
+                wait_after(self._failures), self._write_unsaved
+            )
 
     def _write_unsaved(self) -> None:
         """Queue every session whose events are not all written yet."""

@@ -17,14 +17,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from server.retries import wait_after
 from server.store import Store
 
 log = logging.getLogger(__name__)
 
 WINDOW = 0.05
 """Seconds updates gather before they are written."""
-RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
-"""Waits before writing refused updates again, growing while the database stays down."""
 
 
 class IndexWriter:
@@ -83,7 +82,7 @@ class IndexWriter:
                 for session_id, fields in batch.items():  # newer updates win
                     self._pending[session_id] = {**fields, **self._pending.get(session_id, {})}
                 self._failures += 1
-                self._schedule(RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS)) - 1])
+                self._schedule(wait_after(self._failures))
                 return
             self._failures = 0
             self._on_ok()

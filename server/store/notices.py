@@ -21,6 +21,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.retries import wait_after
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "sre_events"
@@ -55,9 +57,6 @@ class Watch:
 
 class EventNotices:
     """Listens on `sre_events` (PostgreSQL) and wakes the streams watching a session."""
-
-    retry_seconds = (0.5, 1.0, 2.0, 5.0)
-    """Waits before reconnecting after the listening connection failed, growing."""
 
     def __init__(self, url: URL, *, connect_timeout: float = 5.0) -> None:
         self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -120,7 +119,7 @@ class EventNotices:
                 failures += 1
             finally:
                 self.listening.clear()
-            await asyncio.sleep(self.retry_seconds[min(failures, len(self.retry_seconds) - 1)])
+            await asyncio.sleep(wait_after(failures))
 
     async def _listen_once(self) -> None:
         conn: Any = await psycopg.AsyncConnection.connect(
