@@ -16,7 +16,6 @@ import logging
 from collections.abc import Collection, Iterator
 from typing import Any
 
-import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -122,6 +121,8 @@ class EventNotices:
             await asyncio.sleep(wait_after(failures))
 
     async def _listen_once(self) -> None:
+        import psycopg  # here: a SQLite service (and the CLI) never loads the driver
+
         conn: Any = await psycopg.AsyncConnection.connect(
             self._conninfo, autocommit=True, connect_timeout=int(self._connect_timeout)
         )
