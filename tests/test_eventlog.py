@@ -5,7 +5,8 @@ written once the database takes them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from server.eventlog import EventLog
@@ -35,13 +36,24 @@ class Refusing(Store):
         await super().insert_events(batches, holder=holder)
 
 
-async def test_a_session_that_cannot_be_written_holds_up_no_other(db_url: str):
+@contextlib.asynccontextmanager
+async def refusing_log(db_url: str, refused: set[str]) -> AsyncIterator[tuple[Refusing, EventLog]]:
+    """An event log writing to a store that refuses the events of the sessions `refused`
+    (the test may change that set)."""
     store = await Refusing.open(db_url)
     assert isinstance(store, Refusing)
-    store.refused = {"bad"}
+    store.refused = refused
     log = EventLog(store)
     await log.start()
     try:
+        yield store, log
+    finally:
+        await log.aclose()
+        await store.close()
+
+
+async def test_a_session_that_cannot_be_written_holds_up_no_other(db_url: str):
+    async with refusing_log(db_url, {"bad"}) as (store, log):
         for sid in ("bad", "good1", "good2"):
             await log.open(sid, new=True)
         for n in range(3):
@@ -59,20 +71,12 @@ async def test_a_session_that_cannot_be_written_holds_up_no_other(db_url: str):
         await asyncio.sleep(0.2)
         assert [seq for seq, _ in await store.events_after("bad")] == [1, 2, 3, 4]
         assert log.write_error is None
-    finally:
-        await log.aclose()
-        await store.close()
 
 
 async def test_events_the_database_refused_are_written_once_it_takes_them_again(db_url: str):
     """A session's last events (its terminal one, after which it has no other to carry
     them) reach the database once it is back, with nothing else appended meanwhile."""
-    store = await Refusing.open(db_url)
-    assert isinstance(store, Refusing)
-    store.refused = {"s"}
-    log = EventLog(store)
-    await log.start()
-    try:
+    async with refusing_log(db_url, {"s"}) as (store, log):
         await log.open("s", new=True)
         await log.append("s", {"type": "x"})
         await log.append("s", {"type": "session_completed"})
@@ -89,6 +93,3 @@ async def test_events_the_database_refused_are_written_once_it_takes_them_again(
             (1, "x"),
             (2, "session_completed"),
         ]
-    finally:
-        await log.aclose()
-        await store.close()

@@ -34,7 +34,7 @@ from tests.integration.test_crash_recovery import (  # noqa: F401 - fixtures amo
     workdir,
 )
 from tests.pg import fresh_database
-from tests.service.conftest import serve, two_iterations
+from tests.service.conftest import Service, serve, two_iterations
 from tests.soak.harness import (
     Client,
     Script,
@@ -158,19 +158,11 @@ async def test_a_replica_that_stops_cleanly_hands_its_sessions_over_at_once(
 
 async def test_a_replica_whose_session_was_taken_over_stops_running_it(tmp_path: Path):
     url = f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
-    settings = Settings(
-        _env_file=None,
-        history_database_url=url,  # type: ignore[call-arg]
-        replica_id="a",
-        session_lease_seconds=3,  # renewed every second
-    )
+    settings = replica_settings(url, "a", session_lease_seconds=3)  # renewed every second
     slow = ScriptedChatModel(responder=two_iterations, latency=0.4)
     async with serve(settings, slow) as a:
         accepted = await a.submit()
-        seen: list[dict[str, Any]] = []
-        async with asyncio.timeout(20):
-            while not any(e["event"] == "partial_analysis" for e in seen):
-                seen = await a.events(accepted["alert_id"], limit=len(seen) + 1)
+        await until_event(a, accepted["alert_id"], "partial_analysis")
         # a could not renew in time, and replica b took the session over
         store = await Store.open(url)
         try:
@@ -213,19 +205,12 @@ async def test_a_replica_that_has_not_noticed_a_takeover_yet_writes_nothing_over
     """Between a takeover and its next renewal, a replica still runs the session: its
     status and its events must not land over the new holder's (fencing)."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
-    settings = Settings(
-        _env_file=None,
-        history_database_url=url,  # type: ignore[call-arg]
-        replica_id="a",
-        session_lease_seconds=120,  # next renewal in 40 s: after the run ends
-    )
+    # next renewal in 40 s: after the run ends
+    settings = replica_settings(url, "a", session_lease_seconds=120)
     async with serve(settings, ScriptedChatModel(responder=two_iterations, latency=0.3)) as a:
         accepted = await a.submit()
         sid = accepted["session_id"]
-        seen: list[dict[str, Any]] = []
-        async with asyncio.timeout(20):
-            while not any(e["event"] == "iteration_started" for e in seen):
-                seen = await a.events(accepted["alert_id"], limit=len(seen) + 1)
+        await until_event(a, accepted["alert_id"], "iteration_started")
         store = await Store.open(url)
         try:
             await store.update_session(
@@ -251,6 +236,24 @@ async def test_a_replica_that_has_not_noticed_a_takeover_yet_writes_nothing_over
     assert _checkpoints(tmp_path / "history.db", sid) == checkpoints_at  # its history too
 
 
+def replica_settings(url: str, name: str, **settings: Any) -> Settings:
+    """An in-process service's settings: replica `name` on the database at `url`."""
+    return Settings(
+        _env_file=None,
+        history_database_url=url,  # type: ignore[call-arg]
+        replica_id=name,
+        **settings,
+    )
+
+
+async def until_event(service: Service, alert_id: str, event: str) -> None:
+    """Read the session's stream until `event` has come (at most 20 s)."""
+    seen: list[dict[str, Any]] = []
+    async with asyncio.timeout(20):
+        while not any(e["event"] == event for e in seen):
+            seen = await service.events(alert_id, limit=len(seen) + 1)
+
+
 def _checkpoints(db: Path, thread_id: str) -> int:
     with sqlite3.connect(db) as conn:
         (count,) = conn.execute(
@@ -267,18 +270,11 @@ async def test_a_stream_from_another_replica_follows_the_session_live_on_postgre
     session: on PostgreSQL it follows the events as the running replica stores them."""
     monkeypatch.setattr(eventlog, "_DB_POLL_SECONDS", 120.0)  # polling alone would stall
 
-    def replica(url: str, name: str) -> Settings:
-        return Settings(
-            _env_file=None,
-            history_database_url=url,  # type: ignore[call-arg]
-            replica_id=name,
-        )
-
     with fresh_database() as url:
         model = ScriptedChatModel(responder=two_iterations, latency=0.3)
         async with (
-            serve(replica(url, "a"), model) as a,
-            serve(replica(url, "b"), ScriptedChatModel(responder=two_iterations)) as b,
+            serve(replica_settings(url, "a"), model) as a,
+            serve(replica_settings(url, "b"), ScriptedChatModel(responder=two_iterations)) as b,
         ):
             accepted = await a.submit()
             streamed = await asyncio.wait_for(b.events(accepted["alert_id"]), 30)
