@@ -72,7 +72,7 @@ def _row(rng: random.Random, now: datetime) -> dict[str, Any]:
         "assigned_mcp_servers": ["kubernetes-server"],
         "alert_data": alert,
         "result": result if completed else None,
-        "result_markdown": ("## Summary\n" + result["summary"] + "\n") * 4 if completed else None,
+        "result_markdown": f"## Summary\n{result['summary']}\n" * 4 if completed else None,
         "error_message": None if completed else "model timed out after 3 retries",
         "model": "openai:gpt-4.1",
         "iterations": rng.randrange(1, 8),
@@ -107,17 +107,16 @@ async def populate(db: Path, count: int) -> float:
     return time.perf_counter() - start
 
 
-async def timed_get(client: Any, path: str, params: dict[str, Any] | None = None) -> float:
+async def timed_get(service: Any, path: str, params: dict[str, Any] | None = None) -> float:
+    """Milliseconds to GET `path` and read its JSON body."""
     start = time.perf_counter()
-    response = await client.get(path, params=params)
-    elapsed = (time.perf_counter() - start) * 1000
-    response.raise_for_status()
-    return elapsed
+    await service.get(path, params)
+    return (time.perf_counter() - start) * 1000
 
 
-async def p95_of(client: Any, path: str, params: dict[str, Any] | None, n: int) -> float:
-    await timed_get(client, path, params)  # warm-up
-    return percentile([await timed_get(client, path, params) for _ in range(n)], 95)
+async def p95_of(service: Any, path: str, params: dict[str, Any] | None, n: int) -> float:
+    await timed_get(service, path, params)  # warm-up
+    return percentile([await timed_get(service, path, params) for _ in range(n)], 95)
 
 
 async def run(smoke: bool) -> Result:
@@ -130,8 +129,6 @@ async def run(smoke: bool) -> Result:
             plan = Plan(iterations=iterations, tools=2, latency=0.0, sizes=(4000, 20000))
             _, statuses = await service.run_burst([bench_alert(plan)])
             session_id = statuses[0]["session_id"]
-            client = service.client
-            assert client is not None
             week_ago = (datetime.now(UTC) - timedelta(days=7)).isoformat()
             variants: dict[str, dict[str, Any]] = {
                 "default": {},
@@ -141,14 +138,14 @@ async def run(smoke: bool) -> Result:
                 "page 50": {"page": 50},
             }
             lists = {
-                name: await p95_of(client, "/api/v1/history/sessions", params, requests)
+                name: await p95_of(service, "/api/v1/history/sessions", params, requests)
                 for name, params in variants.items()
             }
             detail = f"/api/v1/history/sessions/{session_id}"
-            timeline = await p95_of(client, detail, None, requests)
-            body = (await client.get(detail)).json()
+            timeline = await p95_of(service, detail, None, requests)
+            body = await service.get(detail)
             entries = len(body["timeline"])
-            total = (await client.get("/api/v1/history/sessions")).json()["total"]
+            total = (await service.get("/api/v1/history/sessions"))["total"]
             await asyncio.sleep(0)
     worst_name = max(lists, key=lambda k: lists[k])
     worst = lists[worst_name]
