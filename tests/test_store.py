@@ -103,6 +103,40 @@ async def test_create_get_update(store: Store) -> None:
     assert datetime.fromisoformat(as_json["started_at"]) == done.started_at
 
 
+async def test_update_sessions_writes_each_its_own_columns_and_names_the_unknown(
+    store: Store,
+) -> None:
+    """Several sessions in one call (the index writer's batches): sessions changing the
+    same columns are written together, yet each gets its own values; an unknown session
+    is reported, not fatal, wherever it sits in the batch."""
+    for n in range(1, 6):
+        await _new(store, n)
+    updates: dict[str, dict[str, Any]] = {
+        "s001": {"status": "processing", "progress": 10},
+        "nope-1": {"status": "processing", "progress": 99},
+        "s002": {"status": "processing", "progress": 20},
+        "s003": {"current_step": "select_tools", "iterations": 2},
+        "s004": {"status": "completed", "progress": 100, "result": {"summary": "four"}},
+        "nope-2": {"current_step": "x", "iterations": 9},
+        "s005": {"status": "processing", "progress": 50},
+    }
+    assert sorted(await store.update_sessions(updates)) == ["nope-1", "nope-2"]
+
+    got = {n: await store.get_session(f"s00{n}") for n in range(1, 6)}
+    assert all(record is not None for record in got.values())
+    assert [(r.status, r.progress) for r in got.values() if r] == [
+        ("processing", 10),
+        ("processing", 20),
+        ("queued", 0),
+        ("completed", 100),
+        ("processing", 50),
+    ]
+    third, fourth = got[3], got[4]
+    assert third and (third.current_step, third.iterations) == ("select_tools", 2)
+    assert fourth and fourth.result == {"summary": "four"} and fourth.completed_at is not None
+    assert (await store.stats())["total"] == 5
+
+
 async def test_lookups_and_duplicates(store: Store) -> None:
     first = await _new(
         store, 1, idempotency_key="key-1", parent_session_id="s000", parent_checkpoint_id="ckpt-9"

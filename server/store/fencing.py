@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.store.events import chunks
@@ -30,11 +30,13 @@ from server.store.records import UNFINISHED
 
 
 def held_elsewhere(holder: str) -> ColumnElement[bool]:
-    """An unfinished session that a replica other than `holder` holds."""
+    """An unfinished session that a replica other than `holder` holds. (The statuses
+    are compared one by one rather than with `IN`: SQLAlchemy's expanding `IN` parameter
+    cannot be part of an executemany, as the index updates are.)"""
     return and_(
         SESSIONS.c.owner.is_not(None),
         SESSIONS.c.owner != holder,
-        SESSIONS.c.status.in_(UNFINISHED),
+        or_(*(SESSIONS.c.status == status for status in UNFINISHED)),
     )
 
 

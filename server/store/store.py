@@ -10,7 +10,7 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, text, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -193,18 +193,22 @@ class Store:
         """`update_session` for several sessions in one transaction; returns the ids of
         sessions not updated: they do not exist, or (`holder`: the replica writing, see
         fencing.py) another replica holds them now."""
-        rows = {session_id: _session_values(fields) for session_id, fields in updates.items()}
+        # One executemany per set of columns changed (a burst's updates share a few):
+        # each row its own statement cost the event loop ~0.15 ms a row.
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for session_id, changed in updates.items():
+            values = _session_values(changed)
+            groups.setdefault(tuple(values), []).append({_SESSION_ID: session_id, **values})
         fence = [] if holder is None else [~held_elsewhere(holder)]
-        missing = []
+        statement = update(SESSIONS).where(SESSIONS.c.session_id == bindparam(_SESSION_ID), *fence)
+        missing: list[str] = []
         async with self.write() as conn:
-            for session_id, values in rows.items():
-                result = await conn.execute(
-                    update(SESSIONS)
-                    .where(SESSIONS.c.session_id == session_id, *fence)
-                    .values(values)
-                )
-                if result.rowcount == 0:
-                    missing.append(session_id)
+            for rows in groups.values():
+                if (await conn.execute(statement, rows)).rowcount == len(rows):
+                    continue
+                for row in rows:  # some not updated: which (writing them again is harmless)
+                    if (await conn.execute(statement, [row])).rowcount == 0:
+                        missing.append(row[_SESSION_ID])
         return missing
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
@@ -358,6 +362,10 @@ class Store:
         for status, count in rows:
             by_status[status] = int(count)
         return {"total": sum(by_status.values()), "by_status": by_status}
+
+
+_SESSION_ID = "b_session_id"
+"""The bound parameter naming the session an executemany update row is for."""
 
 
 def _session_values(fields: Mapping[str, Any]) -> dict[str, Any]:
