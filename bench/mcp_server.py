@@ -7,9 +7,10 @@ Every tool sleeps `seconds` (asynchronously: concurrent calls overlap) and retur
 It speaks the protocol itself (newline-delimited JSON-RPC on stdin/stdout) rather than
 through the MCP SDK's server: on a machine of 2 cores the fixture shares the cores with the
 service it serves, and the SDK's server spent about 2.5 ms of CPU per call (15 ms per
-benchmark alert) that showed up as the service's slowness. Its messages are the ones the
-SDK's FastMCP server sends for the same tools, field for field (tool schemas, output
-schema, `structuredContent`), so the client side does exactly the same work.
+benchmark alert) that showed up as the service's slowness. Its tool listing and tool
+results are the ones the SDK's FastMCP server sends for the same tools, field for field
+(input and output schemas, annotations, `structuredContent`), so the client side does the
+same work per call; its `initialize` answer names the tools capability only.
 Run: `python bench/mcp_server.py`."""
 
 from __future__ import annotations
