@@ -89,9 +89,8 @@ async def call_tool(params: dict[str, Any]) -> dict[str, Any]:
         return tool_result(f"Unknown tool: {name}", error=True)
     target, seconds = arguments.get("target"), arguments.get("seconds", 0.0)
     size = arguments.get("size", 1000)
-    if not isinstance(target, str) or not isinstance(seconds, int | float):
-        return tool_result(f"Error executing tool {name}: invalid arguments", error=True)
-    if not isinstance(size, int):
+    valid = isinstance(target, str) and isinstance(seconds, int | float) and isinstance(size, int)
+    if not valid:
         return tool_result(f"Error executing tool {name}: invalid arguments", error=True)
     if seconds > 0:
         await asyncio.sleep(seconds)
@@ -101,7 +100,7 @@ async def call_tool(params: dict[str, Any]) -> dict[str, Any]:
 class Server:
     """One stdio session: requests are answered concurrently, in any order."""
 
-    def __init__(self, out: asyncio.StreamWriter | Any) -> None:
+    def __init__(self, out: asyncio.StreamWriter) -> None:
         self.out = out
         self.tasks: set[asyncio.Task[None]] = set()
 

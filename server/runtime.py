@@ -126,22 +126,16 @@ async def open_runtime(
         if store is not None:
             store.write_lock = write_lock
         try:
-            # the service, with leases: its replica id fences what it writes for a session
-            # another replica took over (server/store/fencing.py)
-            holder = settings.replica_id if recover and store is not None else None
-            fence = CheckpointFence(holder) if holder is not None else None
+            holder, fence, notices = None, None, None
+            if recover and store is not None:  # the service, with leases: its replica id
+                # fences what it writes for a session another replica took over
+                # (server/store/fencing.py), and its streams of sessions running elsewhere
+                # follow the notices of other replicas (server/store/notices.py)
+                holder = settings.replica_id
+                fence = CheckpointFence(holder)
+                notices = EventNotices.for_url(store.engine.url)
             async with _open_saver(settings, write_lock, fence) as saver:
-                # the service's streams of sessions running elsewhere follow the notices
-                # of other replicas (server/store/notices.py)
-                event_log = EventLog(
-                    store,
-                    holder=holder,
-                    notices=(
-                        EventNotices.for_url(store.engine.url)
-                        if store is not None and recover
-                        else None
-                    ),
-                )
+                event_log = EventLog(store, holder=holder, notices=notices)
                 await event_log.start()
                 investigations = Investigations(
                     services,
