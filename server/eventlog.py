@@ -1,8 +1,8 @@
 """The per-session event log behind the SSE streams: numbered events, delivered live to
 every subscriber at once and written to the database in the background, so a stream can
 be resumed (Last-Event-ID), replayed after the end, and survives a restart. A stream of a
-session that another replica runs follows the stored events: at once on PostgreSQL
-(server/store/notices.py), polling every second on SQLite."""
+session that another replica (or worker) runs follows the stored events as they are
+stored (server/store/notices.py)."""
 
 from __future__ import annotations
 

@@ -133,7 +133,7 @@ async def open_runtime(
                 # follow the notices of other replicas (server/store/notices.py)
                 holder = settings.replica_id
                 fence = CheckpointFence(holder)
-                notices = EventNotices.for_url(store.engine.url)
+                notices = EventNotices.for_store(store)
             async with _open_saver(settings, write_lock, fence) as saver:
                 event_log = EventLog(store, holder=holder, notices=notices)
                 await event_log.start()

@@ -1,6 +1,7 @@
-"""On PostgreSQL, a replica's event stream of a session another replica runs follows the
-stored events at once (LISTEN/NOTIFY), not at its next poll; and it keeps doing so after
-its listening connection was cut."""
+"""A replica's event stream of a session another replica (or another worker of the same
+service) runs follows the stored events at once, not at its next poll: on PostgreSQL
+through LISTEN/NOTIFY, and it keeps doing so after its listening connection was cut; on
+SQLite through one task asking the file for new events while streams wait."""
 
 from __future__ import annotations
 
@@ -21,19 +22,26 @@ POLL = 120.0
 can only arrive in time through a notice."""
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def database(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/history.db"
+    return str(request.getfixturevalue("pg_database"))
+
+
 @pytest.fixture
-async def replicas(pg_database: str, monkeypatch: pytest.MonkeyPatch):
+async def replicas(database: str, monkeypatch: pytest.MonkeyPatch):
     """Two replicas' stores and event logs on one database: `a` runs the session and
-    writes its events, `b` listens."""
+    writes its events, `b` follows them."""
     monkeypatch.setattr(eventlog, "_DB_POLL_SECONDS", POLL)
-    store_a, store_b = await Store.open(pg_database), await Store.open(pg_database)
-    notices = EventNotices.for_url(store_b.engine.url)
-    assert notices is not None
+    store_a, store_b = await Store.open(database), await Store.open(database)
+    notices = EventNotices.for_store(store_b)
     a = EventLog(store_a, holder="a")
     b = EventLog(store_b, holder="b", notices=notices)
     await a.start()
     await b.start()
-    await asyncio.wait_for(notices.listening.wait(), 10)
+    if store_b.dialect == "postgresql":  # listens from the start; SQLite asks when watched
+        await asyncio.wait_for(notices.listening.wait(), 10)
     try:
         yield a, b, notices
     finally:
@@ -57,7 +65,6 @@ async def _until(condition: Any, seconds: float = 10) -> None:
     raise AssertionError(f"not within {seconds} s")
 
 
-@pytest.mark.postgres
 async def test_a_stream_of_a_session_running_elsewhere_follows_its_events(replicas) -> None:
     a, b, _ = replicas
     await a.open("s1", new=True)
@@ -77,8 +84,9 @@ async def test_a_stream_of_a_session_running_elsewhere_follows_its_events(replic
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 async def test_streams_follow_again_after_the_listening_connection_was_cut(
-    replicas, pg_database: str
+    replicas, database: str
 ) -> None:
     a, b, notices = replicas
     await a.open("s2", new=True)
@@ -86,7 +94,7 @@ async def test_streams_follow_again_after_the_listening_connection_was_cut(
     stream = asyncio.create_task(_stream(b, "s2", seen))
     await asyncio.sleep(0.2)
 
-    admin = pg_database.replace("postgresql+psycopg://", "postgresql://")
+    admin = database.replace("postgresql+psycopg://", "postgresql://")
     async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
         await conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -101,9 +109,19 @@ async def test_streams_follow_again_after_the_listening_connection_was_cut(
     assert [e["type"] for e in seen] == ["session_started", "session_failed"]
 
 
-async def test_sqlite_has_no_notices(tmp_path) -> None:
+async def test_on_sqlite_the_file_is_asked_only_while_a_stream_waits(tmp_path) -> None:
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/h.db")
+    notices = EventNotices.for_store(store)
+    notices.start()
     try:
-        assert EventNotices.for_url(store.engine.url) is None
+        await asyncio.sleep(0.1)
+        assert not notices.listening.is_set()  # nobody waits: no queries
+        with notices.watch("s1") as watch:
+            await asyncio.wait_for(notices.listening.wait(), 10)
+            started = asyncio.get_running_loop().time()
+            await watch.wait(10)  # woken at once: every watch reads again at the start
+            assert asyncio.get_running_loop().time() - started < 5
+        await _until(lambda: not notices.listening.is_set())  # the last one left: it stops
     finally:
+        await notices.aclose()
         await store.close()

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ColumnElement, Integer, func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.store.models import EVENTS
@@ -78,3 +78,25 @@ async def last_seq(conn: AsyncConnection, session_id: str) -> int:
         EVENTS.c.session_id == session_id
     )
     return int((await conn.execute(query)).scalar_one())
+
+
+_ROWID: ColumnElement[int] = literal_column("rowid", Integer)
+
+
+async def last_rowid(conn: AsyncConnection) -> int:
+    """SQLite only: the rowid of the event stored last (0 when none is)."""
+    return int((await conn.execute(select(func.max(_ROWID)).select_from(EVENTS))).scalar() or 0)
+
+
+async def sessions_since(conn: AsyncConnection, rowid: int, limit: int) -> tuple[int, set[str]]:
+    """SQLite only: the sessions of the events stored after the one with `rowid` (at most
+    `limit` events), and the rowid to ask from next. One writer at a time commits to a
+    SQLite file, so rowids grow in the order the events became visible."""
+    query = (
+        select(_ROWID, EVENTS.c.session_id)
+        .where(rowid < _ROWID)
+        .order_by(_ROWID)
+        .limit(max(1, limit))
+    )
+    rows = (await conn.execute(query)).all()
+    return (int(rows[-1][0]) if rows else rowid), {str(row[1]) for row in rows}
