@@ -142,6 +142,15 @@ def serve(
             "--insecure", help="Serve a non-loopback address without API_TOKENS (no auth)."
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="WEB_CONCURRENCY",
+            help="Worker processes sharing the port and the history database (one core "
+            "each); the alert limits are shared out among them.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP service (alerts, SSE progress, history, replay)."""
     import uvicorn
@@ -167,6 +176,20 @@ def serve(
         configure_logging(settings)  # LOG_LEVEL, LOG_FORMAT; uvicorn's logs included
     except ValueError as exc:
         raise _fail(console, str(exc)) from exc
+    if workers > 1:
+        from graph.models import choose_model
+        from server import workers as workers_
+
+        try:
+            choose_model(settings)  # a bad model setting stops here, not in every worker
+        except ModelConfigError as exc:
+            raise _fail(console, str(exc)) from exc
+        if config is not None:  # what the workers read their registries from
+            os.environ["SRE_AGENT_CONFIG"] = str(config.resolve())
+        status = workers_.serve(
+            "server.workers:app", settings, workers=workers, host=host, port=port, log_config=None
+        )
+        raise typer.Exit(status)
     try:
         app_ = create_app(settings, registry=registry)
         collector.settle()

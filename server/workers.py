@@ -1,0 +1,171 @@
+"""Serving from more than one process: `sre-agent serve --workers N`.
+
+One Python process runs its Python code on one core at a time, so a service under a burst
+of alerts is bound by one core. With workers, `serve` starts N worker processes, each
+listening on the same port with a socket of its own, starts again a worker that dies,
+and stops them all on SIGINT or SIGTERM. Each worker is a replica of the service on the shared
+history database (server/replica.py): its REPLICA_ID is the configured one with
+`-w<pid>` appended, it holds leases on the sessions it runs, and a stream of a session
+that another worker runs follows that worker's stored events (server/store/notices.py).
+The limits MAX_CONCURRENT_ALERTS and MAX_QUEUED_ALERTS are each worker's: N workers run
+up to N times as many investigations at once.
+
+The supervisor prepares the database (migrations, checkpoint tables) before it starts
+the workers, so they do not race to create the same tables."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from uvicorn.config import STARTUP_FAILURE
+
+from graph.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+log = logging.getLogger(__name__)
+
+WORKERS_ENV = "SRE_AGENT_WORKERS"
+"""Set by the supervisor for its workers: how many there are."""
+
+
+def worker_count() -> int:
+    """How many workers this process is one of (1 when it is not a worker)."""
+    try:
+        return max(1, int(os.environ.get(WORKERS_ENV, "1")))
+    except ValueError:
+        return 1
+
+
+def worker_settings(settings: Settings, workers: int | None = None) -> Settings:
+    """`settings` as one of `workers` workers sees them: a REPLICA_ID of its own.
+    Unchanged for a single process."""
+    workers = worker_count() if workers is None else workers
+    if workers <= 1:
+        return settings
+    return settings.model_copy(update={"replica_id": f"{settings.replica_id}-w{os.getpid()}"})
+
+
+def app() -> FastAPI:
+    """The app of one `sre-agent serve` worker (uvicorn calls it in each worker process):
+    configuration from the environment the supervisor passed on."""
+    from graph.services import load_registry
+    from server import collector
+    from server.app import create_app
+    from server.logging_setup import configure_logging
+
+    collector.pause()
+    settings = Settings()
+    configure_logging(settings)
+    built = create_app(worker_settings(settings), registry=load_registry(settings))
+    collector.settle()
+    return built
+
+
+async def prepare_database(settings: Settings) -> None:
+    """Bring the history database's schema and checkpoint tables up to date, once, before
+    the workers open it. A database that cannot be opened is left to the workers, which
+    run without it and say why in /health."""
+    if not settings.history_enabled:
+        return
+    from graph.checkpoints import open_checkpointer
+    from server.store import Store
+
+    try:
+        store = await Store.open(settings.history_database_url)
+        await store.close()
+        async with open_checkpointer(settings.history_database_url):
+            pass
+    except Exception as exc:
+        log.warning("could not prepare the history database before the workers: %s", exc)
+
+
+def serve(
+    factory: str,
+    settings: Settings,
+    *,
+    workers: int,
+    host: str,
+    port: int,
+    on_listening: Callable[[int], None] | None = None,
+    **uvicorn_options: Any,
+) -> int:
+    """Run `workers` processes of the app that the import string `factory` builds, each
+    listening on `host`:`port` (0: a free port; `on_listening` is told which) with a
+    socket of its own (SO_REUSEPORT: the kernel spreads new connections evenly over
+    them), until SIGINT or SIGTERM; a worker that dies is started again. Returns the
+    exit status: 1 when a worker could not start."""
+    asyncio.run(prepare_database(settings))
+    os.environ[WORKERS_ENV] = str(workers)
+    reserved = _socket(host, port)  # bound, never listening: holds the port meanwhile
+    port = reserved.getsockname()[1]
+    if on_listening is not None:
+        on_listening(port)
+    spawn = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def start() -> tuple[Any, float]:
+        process = spawn.Process(
+            target=_worker, args=(factory, host, port, uvicorn_options), daemon=False
+        )
+        process.start()
+        return process, time.monotonic()
+
+    running = [start() for _ in range(workers)]
+    status = 0
+    while not stop.wait(0.5):
+        for i, (process, started) in enumerate(running):
+            if process.is_alive():
+                continue
+            code = process.exitcode
+            if code == STARTUP_FAILURE or (code > 0 and time.monotonic() - started < _YOUNG):
+                # it could not start (its log says why): another would fail the same way
+                log.error("worker %s could not start (exit status %s)", process.pid, code)
+                status = 1
+                stop.set()
+                break
+            log.warning("worker %s ended (exit status %s): starting another", process.pid, code)
+            running[i] = start()
+    for process, _ in running:
+        if process.is_alive():
+            process.terminate()  # SIGTERM: the worker shuts down as `serve` does
+    for process, _ in running:
+        process.join()
+    reserved.close()
+    return status
+
+
+_YOUNG = 10.0
+"""Seconds after its start within which a worker's exiting with an error status means it
+could not start. One killed by a signal is started again whenever that happens."""
+
+
+def _socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _worker(factory: str, host: str, port: int, options: dict[str, Any]) -> None:
+    """One worker process: its own listening socket on the shared port, then uvicorn."""
+    import uvicorn
+
+    sock = _socket(host, port)
+    config = uvicorn.Config(factory, factory=True, host=host, port=port, **options)
+    sock.listen(config.backlog)
+    uvicorn.Server(config).run(sockets=[sock])

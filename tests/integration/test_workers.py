@@ -1,0 +1,187 @@
+"""`sre-agent serve --workers 2` (WEB_CONCURRENCY=2), proven with real processes
+(tests/soak/harness.py) on one SQLite file: both workers take alerts on the one port,
+every investigation completes whichever worker runs it, the event stream of a session
+read from the other worker is whole and ends with its end, a worker killed mid-burst is
+replaced and its sessions are resumed by a live worker once their leases run out, and a
+stop leaves no session unfinished in the index."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.chat_completions import FakeChatCompletions
+from tests.integration.test_crash_recovery import (  # noqa: F401 - fixtures among them
+    index_statuses,
+    service_env,
+    workdir,
+)
+from tests.soak.harness import (
+    Client,
+    Script,
+    ServiceProcess,
+    alert,
+    quiet_disconnects,
+    write_config,
+)
+
+pytestmark = pytest.mark.timeout(240)
+
+LEASE = 2.0
+
+
+async def _replica_of_connection(client: httpx.AsyncClient) -> str:
+    """The replica id of the worker that `client`'s (kept-alive) connection reached."""
+    response = await client.get("/health")
+    response.raise_for_status()
+    return str(response.json()["replica"]["id"])
+
+
+async def _workers_seen(service: ServiceProcess, tries: int = 200) -> set[str]:
+    """Replica ids answering /health over `tries` new connections (at most two needed)."""
+    seen: set[str] = set()
+    for _ in range(tries):
+        async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
+            seen.add(await _replica_of_connection(client))
+        if len(seen) >= 2:
+            break
+    return seen
+
+
+async def _client_on_another_worker(service: ServiceProcess, owner: str) -> httpx.AsyncClient:
+    """A client whose connection reached a worker other than `owner`."""
+    for _ in range(200):
+        client = httpx.AsyncClient(
+            base_url=service.url,
+            timeout=30,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        )
+        if await _replica_of_connection(client) != owner:
+            return client
+        await client.aclose()
+    raise AssertionError(f"every connection reached {owner}")
+
+
+async def _stream(client: httpx.AsyncClient, alert_id: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    async with client.stream("GET", f"/alerts/{alert_id}/events") as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+    return events
+
+
+def _worker_pids(service: ServiceProcess) -> list[int]:
+    """The supervisor's running worker processes (not its multiprocessing helpers)."""
+    assert service.proc is not None
+    children = Path(f"/proc/{service.proc.pid}/task/{service.proc.pid}/children")
+    pids = []
+    for pid in map(int, children.read_text().split()):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if state != "Z" and b"spawn_main" in command:
+            pids.append(pid)
+    return pids
+
+
+@pytest.fixture
+def fake():
+    with FakeChatCompletions(Script(calls=(2, 1), tool_seconds=0.2), latency=0.2) as server:
+        quiet_disconnects(server)
+        yield server
+
+
+@pytest.fixture
+def two_workers(fake: FakeChatCompletions, workdir: Path) -> ServiceProcess:  # noqa: F811
+    config = write_config(workdir, call_log=workdir / "mcp-calls.jsonl")
+    env = service_env(
+        fake,
+        workdir,
+        config,
+        WEB_CONCURRENCY="2",
+        MAX_CONCURRENT_ALERTS="3",
+        REPLICA_ID="host",
+        SESSION_LEASE_SECONDS=str(LEASE),
+    )
+    return ServiceProcess(workdir, env)
+
+
+async def test_two_workers_share_the_port_and_the_alerts(two_workers: ServiceProcess) -> None:
+    service = two_workers
+    await service.start()
+    try:
+        workers = await _workers_seen(service)
+        assert len(workers) == 2, workers
+        assert all(w.startswith("host-w") for w in workers)  # each a replica id of its own
+
+        keys = [f"ns-{n}" for n in range(8)]
+        accepted = [await Client(service).submit(alert(k), k) for k in keys]
+        first = accepted[0]
+        owner = await _owner_of(service, first["session_id"])
+        client = await _client_on_another_worker(service, owner)
+        try:
+            streamed = await _stream(client, first["alert_id"])
+        finally:
+            await client.aclose()
+        final = await Client(service).wait_terminal({a["session_id"] for a in accepted}, limit=90)
+    finally:
+        await service.stop()
+
+    assert [s["status"] for s in final] == ["completed"] * len(keys)
+    types = [e["type"] for e in streamed]
+    assert types[0] == "session_started" and types[-1] == "session_completed", types
+    assert types.count("iteration_started") == 2
+    assert service.proc is not None and service.proc.returncode == 0  # stopped cleanly
+    statuses = await index_statuses(str(service.env["HISTORY_DATABASE_URL"]))
+    assert set(statuses.values()) == {"completed"}
+
+
+async def _owner_of(service: ServiceProcess, session_id: str) -> str:
+    from server.store import Store
+
+    store = await Store.open(service.env["HISTORY_DATABASE_URL"])
+    try:
+        record = await store.get_session(session_id)
+    finally:
+        await store.close()
+    assert record is not None and record.owner
+    return str(record.owner)
+
+
+async def test_a_killed_worker_is_replaced_and_its_sessions_resumed(
+    two_workers: ServiceProcess,
+) -> None:
+    service = two_workers
+    await service.start()
+    try:
+        assert len(await _workers_seen(service)) == 2
+        keys = [f"ns-{n}" for n in range(6)]
+        ids = {(await Client(service).submit(alert(k), k))["session_id"] for k in keys}
+        await asyncio.sleep(0.5)  # under way on both workers
+        victim = _worker_pids(service)[0]
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+        deadline = time.monotonic() + 30
+        while victim in _worker_pids(service) or len(_worker_pids(service)) < 2:
+            assert time.monotonic() < deadline, "the killed worker was not replaced"
+            await asyncio.sleep(0.1)
+        final = await Client(service).wait_terminal(ids, limit=120)
+        log = service.log_path().read_text()
+    finally:
+        await service.stop()
+
+    assert [s["status"] for s in final] == ["completed"] * len(keys)
+    assert "resuming session" in log  # the dead worker's, by a live one
+    assert time.monotonic() - killed_at > LEASE
