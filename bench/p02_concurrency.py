@@ -1,10 +1,12 @@
-"""P2: many alerts at once. The service runs in its own process (uvicorn, workers,
-SQLite history) with MAX_CONCURRENT_ALERTS = the burst size, the scripted model at a
+"""P2: many alerts at once. The service runs as `sre-agent serve --workers 2` runs it on
+a machine of 2 cores (`WORKERS` worker processes on one port and one SQLite history,
+server/workers.py) with MAX_CONCURRENT_ALERTS = the burst size, the scripted model at a
 fixed latency and the fixture MCP server (2 tools per iteration, fixed latency, 4 kB and
 20 kB results). Wall time = from the first POST /alerts to the moment the session index
-reports no investigation running or queued (GET /health, polled every 50 ms); every
-session's /processing-status must then say completed. One alert alone is measured the same
-way on the same warmed-up service; both are medians of repeated runs.
+reports no investigation running or queued (polled every 50 ms); every session's
+/processing-status must then say completed. One alert alone is measured the same way on
+the same warmed-up service; both are medians of repeated runs. The same again on a
+service of one process, for comparison.
 
 The CPU the burst costs is reported per alert for the service, the fixture MCP server and
 this measuring client: on a machine of 2 cores they share the cores. How busy the service
@@ -37,6 +39,7 @@ from bench.service import Service, service_for
 ID = "P2"
 TITLE = "N concurrent alerts (model 0.5 s, 3 iterations) vs one alone"
 TARGET = "≤ 1.3× one alone (N = 200)"
+WORKERS = 2
 
 
 @dataclass
@@ -91,13 +94,21 @@ async def run(smoke: bool) -> Result:
     burst_runs = 1 if smoke else 3
     runs = {"single_runs": single_runs, "burst_runs": burst_runs}
     with tempfile.TemporaryDirectory(prefix="bench-p2-") as tmp:
-        async with await service_for(
-            smoke, Path(tmp), latency=latency, max_concurrent=n, max_queued=n
+        async with Service(
+            Path(tmp) / "workers",
+            latency=latency,
+            max_concurrent=n,
+            max_queued=n,
+            workers=WORKERS,
         ) as service:
             sqlite = await measure(service, plan, n, warm=not smoke, **runs)
             locked = service.log_lines("database is locked")
+        async with await service_for(
+            smoke, Path(tmp), latency=latency, max_concurrent=n, max_queued=n
+        ) as service:
+            alone = await measure(service, plan, n, warm=not smoke, **runs)
+            locked += service.log_lines("database is locked")
         floor = await bare_floor(Path(tmp), plan, n, latency, runs=single_runs)
-        split = None if smoke else await two_processes(Path(tmp), plan, n, latency, burst_runs)
         postgres: tuple[Burst, list[float]] | str | None = None
         if not smoke:
             postgres = await on_postgres(Path(tmp), plan, n, latency, runs)
@@ -131,19 +142,16 @@ async def run(smoke: bool) -> Result:
         target=TARGET,
         passed=ratio <= 1.3 if not smoke else None,
         summary=f"{n} at once {burst:.2f} s vs one alone {single:.2f} s = {ratio:.2f}× "
-        f"(waits alone: model {model_wait:.2f} s + tools {tool_wait:.2f} s)"
-        + f"; CPU per alert in the burst: service {sqlite.cpu_ms(sqlite.burst_cpu):.0f} ms "
-        f"({sqlite.cpu_ms(sqlite.single_cpu):.0f} alone), fixture MCP server "
-        f"{sqlite.cpu_ms(sqlite.fixture_cpu):.0f} ms, client "
-        f"{sqlite.cpu_ms(sqlite.client_cpu):.0f} ms; the service process was busy "
-        f"{median(sqlite.busy):.2f} of a core throughout the burst; the bare LangGraph graph "
+        f"with {WORKERS} worker processes (waits alone: model {model_wait:.2f} s + tools "
+        f"{tool_wait:.2f} s); CPU per alert in the burst: service "
+        f"{sqlite.cpu_ms(sqlite.burst_cpu):.0f} ms ({sqlite.cpu_ms(sqlite.single_cpu):.0f} "
+        f"alone), fixture MCP server {sqlite.cpu_ms(sqlite.fixture_cpu):.0f} ms, client "
+        f"{sqlite.cpu_ms(sqlite.client_cpu):.0f} ms; the service's processes were busy "
+        f"{median(sqlite.busy):.2f} cores throughout the burst; a service of one process: "
+        f"{alone.ratio:.2f}× (busy {median(alone.busy):.2f} of a core, "
+        f"{alone.cpu_ms(alone.burst_cpu):.0f} ms CPU per alert); the bare LangGraph graph "
         f"with the same waits: {floor['ratio']:.2f}× ({floor['cpu_ms_per_alert']:.0f} ms CPU "
         "per alert)"
-        + (
-            f"; two service processes, half the burst each: {median(split) / single:.2f}×"
-            if split
-            else ""
-        )
         + on_pg
         + (f"; {locked} index writes failed: database is locked" if locked else ""),
         details={
@@ -160,13 +168,15 @@ async def run(smoke: bool) -> Result:
             "fixture_mcp_server_cpu_ms_per_alert_in_burst": sqlite.cpu_ms(sqlite.fixture_cpu),
             "client_cpu_ms_per_alert_in_burst": sqlite.cpu_ms(sqlite.client_cpu),
             "service_cores_busy_in_burst": round(median(sqlite.busy), 2),
+            "workers": WORKERS,
+            "one_process": {
+                "single_wall_s": [round(s, 3) for s in alone.singles],
+                "burst_wall_s": [round(b, 3) for b in alone.bursts],
+                "ratio": round(alone.ratio, 3),
+                "service_cpu_ms_per_alert_in_burst": alone.cpu_ms(alone.burst_cpu),
+                "service_cores_busy_in_burst": round(median(alone.busy), 2),
+            },
             "bare_langgraph_floor": floor,
-            "two_processes": {
-                "burst_wall_s": [round(b, 3) for b in split],
-                "ratio": round(median(split) / single, 3),
-            }
-            if split
-            else None,
             "postgresql": pg_details,
             "waits_alone_s": round(model_wait + tool_wait, 3),
             "index_writes_failed_database_locked": locked,
@@ -202,19 +212,6 @@ async def on_postgres(
             async with replica("pg-2") as second:
                 walls = await split_bursts(first, second, plan, n, runs["burst_runs"])
     return found, walls
-
-
-async def two_processes(
-    workdir: Path, plan: Plan, n: int, latency: float, runs: int
-) -> list[float]:
-    """The burst split over two services of their own (each its own process, database and
-    fixture MCP server): what worker processes would gain at best on this machine,
-    without any cost of coordinating them."""
-    (workdir / "a").mkdir()
-    (workdir / "b").mkdir()
-    services = [Service(workdir / d, latency=latency, max_concurrent=n, max_queued=n) for d in "ab"]
-    async with services[0] as first, services[1] as second:
-        return await split_bursts(first, second, plan, n, runs)
 
 
 async def split_bursts(

@@ -36,10 +36,13 @@ class Service:
         startup_timeout: float = 60.0,
         database_url: str | None = None,
         replica_id: str | None = None,
+        workers: int = 1,
     ) -> None:
         """`database_url`: the history there instead of SQLite at `db`; `replica_id`: the
-        service's REPLICA_ID (replicas sharing one database need their own)."""
+        service's REPLICA_ID (replicas sharing one database need their own); `workers`:
+        worker processes (`sre-agent serve --workers`)."""
         self.workdir = workdir
+        self.workers = workers
         self.database_url, self.replica_id = database_url, replica_id
         self.db = db or workdir / "data" / "sre-agent.db"
         self.latency = latency
@@ -87,6 +90,7 @@ class Service:
                 str(ready),
                 *(("--database-url", self.database_url) if self.database_url else ()),
                 *(("--replica-id", self.replica_id) if self.replica_id else ()),
+                *(("--workers", str(self.workers)) if self.workers > 1 else ()),
             ],
             cwd=self.workdir,
             env=env,
@@ -150,11 +154,16 @@ class Service:
             return await response.json()
 
     async def load(self) -> dict[str, int]:
-        """The queue as /health reports it (from memory: right even when the index lags)."""
-        return dict((await self.get("/health"))["queue"])
+        """The investigations running and queued: as /health reports them (from memory:
+        right even when the index lags); with workers, /health speaks for the one worker
+        that answers, so as the session index counts them."""
+        if self.workers == 1:
+            return dict((await self.get("/health"))["queue"])
+        counts = (await self.get("/api/v1/history/health"))["sessions"]["by_status"]
+        return {"running": counts["processing"], "queued": counts["queued"]}
 
     async def wait_idle(self, *, interval: float = 0.05, limit: float = 600) -> None:
-        """Poll /health until no investigation runs or waits."""
+        """Poll until no investigation runs or waits."""
         deadline = time.monotonic() + limit
         while True:
             load = await self.load()
@@ -183,20 +192,28 @@ class Service:
         return proc_status(self.pid)
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the service process (all its threads) so far."""
-        return _cpu_seconds(self.pid)
+        """User + system CPU so far of the service's processes (with workers: theirs and
+        their supervisor's), all their threads."""
+        return sum(_cpu_seconds(pid) for pid in self._processes(fixture=False))
 
     def children_cpu_seconds(self) -> float:
-        """CPU so far of the service's running child processes (its MCP servers)."""
-        children: list[str] = []
-        for task in Path(f"/proc/{self.pid}/task").iterdir():
-            with contextlib.suppress(FileNotFoundError):
-                children += (task / "children").read_text().split()
-        total = 0.0
-        for child in children:
+        """CPU so far of the service's running MCP servers."""
+        return sum(_cpu_seconds(pid) for pid in self._processes(fixture=True))
+
+    def _processes(self, *, fixture: bool) -> list[int]:
+        """The running processes of the service's tree that are (or are not) its fixture
+        MCP servers."""
+        found, tree = [], [self.pid]
+        while tree:
+            pid = tree.pop()
             with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-                total += _cpu_seconds(int(child))
-        return total
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if (b"mcp_server" in command) == fixture:
+                    found.append(pid)
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    with contextlib.suppress(FileNotFoundError):
+                        tree += [int(c) for c in (task / "children").read_text().split()]
+        return found
 
     async def run_burst(self, alerts: list[dict[str, Any]]) -> tuple[float, list[dict[str, Any]]]:
         """Submit `alerts` at once and wait until none runs or waits; (wall seconds,
@@ -220,7 +237,10 @@ class Service:
 
 
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0  # it ended meanwhile
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
