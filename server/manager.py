@@ -195,14 +195,21 @@ class Investigations:
             return await self._submit(alert, None, source, fingerprint)
         # one submission per key at a time: a retry racing the original gets its session
         async with self._key_locks.hold(idempotency_key):
-            existing = await self.sessions.for_key(idempotency_key)
+            existing = self.sessions.held_for_key(idempotency_key)
             if existing is None:
+                # a key this process does not hold is new, or the index has its session (from
+                # before a restart, or another replica's): the index's unique key tells, in
+                # the insert itself, so a new alert costs no read first
                 try:
                     return await self._submit(alert, idempotency_key, source, fingerprint)
-                except DuplicateSession as duplicate:  # another replica won the race
+                except DuplicateSession as duplicate:
                     if duplicate.field != "idempotency_key" or duplicate.existing is None:
                         raise
                     existing = self.sessions.view(duplicate.existing)
+                except QueueFull:  # a retry of an alert already taken is answered all the same
+                    existing = await self.sessions.for_key(idempotency_key)
+                    if existing is None:
+                        raise
         self.metrics.alert_deduplicated(source)
         return existing, False
 

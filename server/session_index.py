@@ -80,6 +80,8 @@ class SessionIndex:
                     **extra,
                 )
             except DuplicateSession:
+                self._sessions.pop(state.session_id, None)  # it was never made
+                self._by_alert.pop(state.alert_id, None)
                 raise
             except Exception as exc:
                 self.failed(exc)
@@ -182,8 +184,12 @@ class SessionIndex:
             self.failed(exc)
             return None
 
+    def held_for_key(self, key: str) -> SessionState | None:
+        """The session an Idempotency-Key created, if this process holds it."""
+        return self._sessions.get(self._by_key[key]) if key in self._by_key else None
+
     async def for_key(self, key: str) -> SessionState | None:
-        """The session an Idempotency-Key created, if any."""
+        """The session an Idempotency-Key created, if any: held here, or in the index."""
         if key in self._by_key:
             return self._sessions.get(self._by_key[key])
         if self.store is not None:

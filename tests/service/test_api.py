@@ -121,6 +121,41 @@ async def test_full_queue_answers_429_with_retry_after(make_settings: Callable[.
         assert "capacity 2" in response.json()["detail"]
 
 
+async def test_a_key_from_before_a_restart_gets_its_session_even_when_the_queue_is_full(
+    make_settings: Callable[..., Settings],
+):
+    model = ScriptedChatModel(responder=two_iterations, latency=0.02)
+    async with serve(make_settings(), model) as service:
+        first = await service.submit(**{"Idempotency-Key": "am-restart"})
+        await service.wait_done(first["alert_id"])
+    slow = ScriptedChatModel(responder=two_iterations, latency=0.5)
+    async with serve(make_settings(), slow) as service:  # nothing of it in memory now
+        again = await service.client.post(
+            "/alerts", json=ALERT, headers={"Idempotency-Key": "am-restart"}
+        )
+        assert again.status_code == 200
+        assert again.json()["session_id"] == first["session_id"]
+    settings = make_settings(max_concurrent_alerts=1, max_queued_alerts=1)
+    async with serve(settings, slow) as service:
+        await service.submit()
+        await service.submit()
+        full = await service.client.post("/alerts", json=ALERT, headers={"Idempotency-Key": "new"})
+        assert full.status_code == 429
+        retried = await service.client.post(
+            "/alerts", json=ALERT, headers={"Idempotency-Key": "am-restart"}
+        )
+        assert retried.status_code == 200
+        assert retried.json()["session_id"] == first["session_id"]
+    sessions = (await _list_all(make_settings)).get("total")
+    assert sessions == 3  # the first and the two that filled the queue: no other
+
+
+async def _list_all(make_settings: Callable[..., Settings]) -> dict[str, object]:
+    model = ScriptedChatModel(responder=two_iterations, latency=0.02)
+    async with serve(make_settings(), model) as service:
+        return dict((await service.client.get("/api/v1/history/sessions")).json())
+
+
 async def test_database_down_investigations_still_run(tmp_path):
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
