@@ -168,6 +168,27 @@ async def test_lookups_and_duplicates(store: Store) -> None:
     assert (await store.stats())["total"] == 3
 
 
+async def test_sessions_created_at_once_are_each_stored_and_a_duplicate_fails_alone(
+    store: Store,
+) -> None:
+    await _new(store, 1, idempotency_key="taken")
+    asked = [
+        _new(store, n, **({"idempotency_key": "taken"} if n == 13 else {})) for n in range(10, 40)
+    ]
+    outcomes = await asyncio.gather(*asked, return_exceptions=True)
+
+    failed = {
+        n: o for n, o in zip(range(10, 40), outcomes, strict=True) if isinstance(o, Exception)
+    }
+    assert list(failed) == [13]
+    assert isinstance(failed[13], DuplicateSession) and failed[13].field == "idempotency_key"
+    stored = {r.session_id for r in (await store.list_sessions(page_size=100))[0]}
+    assert stored == {"s001"} | {f"s{n:03d}" for n in range(10, 40) if n != 13}
+    for n in (10, 39):  # with their columns (rows without a key were inserted with others)
+        record = await store.get_session(f"s{n:03d}")
+        assert record is not None and record.alert_data == {"n": n}
+
+
 async def test_list_filters(store: Store) -> None:
     specs = [  # (n, status, agent_type, alert_type)
         (1, "queued", "kubernetes", "NamespaceTerminating"),

@@ -10,7 +10,7 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -19,6 +19,7 @@ from server.store import events, migrate, notices
 from server.store.engine import create_engine, masked_url, write_engine
 from server.store.errors import DuplicateSession, SessionNotFound
 from server.store.fencing import held_elsewhere, sessions_held_elsewhere
+from server.store.group_insert import GroupInsert
 from server.store.models import EVENTS, SESSION_COLUMNS, SESSIONS, as_utc
 from server.store.records import FINISHED, STATUSES, UNFINISHED, SessionRecord
 
@@ -59,6 +60,7 @@ class Store:
         self._append_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        self._inserts = GroupInsert(SESSIONS, self.write)  # new sessions' rows
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -151,11 +153,10 @@ class Store:
             lease_expires_at=lease_expires_at,
         )
         try:
-            async with self.write() as conn:
-                # NULLs are left to the column defaults: a row can still be written to a
-                # schema one revision behind (columns added later are all nullable).
-                values = {k: v for k, v in _columns(record).items() if v is not None}
-                await conn.execute(insert(SESSIONS).values(values))
+            # NULLs are left to the column defaults: a row can still be written to a
+            # schema one revision behind (columns added later are all nullable).
+            values = {k: v for k, v in _columns(record).items() if v is not None}
+            await self._inserts.insert(values)  # with the others asked for meanwhile
         except IntegrityError as exc:
             duplicate = await self._duplicate(record)
             if duplicate is None:
