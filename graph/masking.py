@@ -86,6 +86,9 @@ _NEEDLES: tuple[tuple[str, ...], ...] = (
     _KEYWORD_PARTS,
 )
 
+# A secret-looking key of a JSON-like value (an alert's field): its value is masked whole.
+_SECRET_KEY = re.compile(rf"(?i)[A-Z0-9_.-]*{_KEYWORDS}[A-Z0-9_.-]*")
+
 # Kubernetes Secret objects: every value under data: / stringData:
 _SECRET_KIND = re.compile(r"(?m)^\s*kind:\s*Secret\s*$|\"kind\"\s*:\s*\"Secret\"")
 _YAML_DATA = re.compile(
@@ -138,11 +141,7 @@ class Masker:
         if isinstance(value, dict):
             out, total = {}, 0
             for key, item in value.items():
-                if isinstance(item, str) and re.fullmatch(
-                    rf"(?i)[A-Z0-9_.-]*{_KEYWORDS}"
-                    r"[A-Z0-9_.-]*",
-                    str(key),
-                ):
+                if isinstance(item, str) and _SECRET_KEY.fullmatch(str(key)):
                     out[key], total = MASK, total + 1
                     continue
                 out[key], count = self.mask_value(item)
