@@ -60,6 +60,7 @@ class EventLog:
         self._writer: asyncio.Task[None] | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._failures = 0  # writes refused in a row
+        self._reading: dict[tuple[str, int], asyncio.Future[Numbered]] = {}  # see _stored
         self.write_error: str | None = None
 
     async def start(self) -> None:
@@ -195,9 +196,21 @@ class EventLog:
         unsaved = [(seq, event) for seq, event in (live.events if live else []) if seq > last]
         return [event for _, event in stored + unsaved]
 
-    async def _stored(self, session_id: str, after: int) -> list[tuple[int, dict[str, Any]]]:
+    async def _stored(self, session_id: str, after: int) -> Numbered:
+        """The stored events of a session after `after`. Streams asking for the same ones
+        at the same time (the subscribers of a session running elsewhere, woken by one
+        notice) share one read."""
         if self.store is None:
             return []
+        key = (session_id, after)
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = self._reading[key] = asyncio.ensure_future(self._read(session_id, after))
+            reading.add_done_callback(lambda _: self._reading.pop(key, None))
+        return list(await asyncio.shield(reading))
+
+    async def _read(self, session_id: str, after: int) -> Numbered:
+        assert self.store is not None
         try:
             return await self.store.events_after(session_id, after)
         except Exception as exc:

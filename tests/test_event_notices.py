@@ -83,6 +83,31 @@ async def test_a_stream_of_a_session_running_elsewhere_follows_its_events(replic
     ]
 
 
+async def test_streams_woken_by_one_notice_share_one_read(replicas, monkeypatch) -> None:
+    a, b, _ = replicas
+    await a.open("s3", new=True)
+    await a.append("s3", make_event(EventType.SESSION_STARTED))
+    seen: list[list[dict[str, Any]]] = [[] for _ in range(20)]
+    streams = [asyncio.create_task(_stream(b, "s3", into)) for into in seen]
+    await _until(lambda: all(len(into) == 1 for into in seen))
+    await asyncio.sleep(0.2)  # every stream waits for the next notice
+
+    reads: list[int] = []
+    events_after = b.store.events_after
+
+    async def counted(session_id: str, after: int, *args: Any, **kwargs: Any) -> Any:
+        reads.append(after)
+        return await events_after(session_id, after, *args, **kwargs)
+
+    monkeypatch.setattr(b.store, "events_after", counted)
+    await a.append("s3", make_event(EventType.SESSION_COMPLETED, agent="kubernetes"))
+    await asyncio.wait_for(asyncio.gather(*streams), 10)
+    assert all(
+        [e["type"] for e in into] == ["session_started", "session_completed"] for into in seen
+    )
+    assert len(reads) < 5, reads  # not one per stream
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 async def test_streams_follow_again_after_the_listening_connection_was_cut(

@@ -6,7 +6,7 @@ On PostgreSQL, a replica that stores events of a session says so on the `sre_eve
 channel (NOTIFY, in the same transaction: the notice is sent when they are committed,
 never before), and every replica LISTENs on a connection of its own. SQLite has no such
 channel: while a stream here waits for a session running elsewhere, one task asks the
-file every `POLL_SECONDS` which sessions got events since it last asked (one indexed
+file every `POLL_SECONDS` (10 ms) which sessions got events since it last asked (one indexed
 query, whatever the number of streams). While notices cannot be had (the listening
 connection is down, a query fails), streams poll every second as before, and once they
 are back every watched stream reads again, so nothing stored meanwhile is missed."""
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHANNEL = "sre_events"
-POLL_SECONDS = 0.025
+POLL_SECONDS = 0.01
 """How often a SQLite replica asks for new events while a stream waits on another's."""
 _POLL_ROWS = 5000
 _NOTIFY = f"SELECT pg_notify('{CHANNEL}', sid) FROM unnest(CAST(:ids AS text[])) AS sid"
