@@ -296,6 +296,7 @@ class Investigations:
     def _enqueue(self, job: Job) -> None:
         self.replica.mine.add(job.session_id)
         self._queue.put_nowait(job)
+        self.metrics.load_changed()
 
     def _build_model(self, name: str) -> tuple[BaseChatModel, str]:
         if name == DEMO_LABEL:
@@ -311,6 +312,7 @@ class Investigations:
             job = await self._queue.get()
             self._running += 1
             self._running_ids.add(job.session_id)
+            self.metrics.load_changed()
             try:
                 with log_context(job.session_id):
                     await self.replica.run(job.session_id, self._session_run(job))
@@ -334,6 +336,7 @@ class Investigations:
                 self._running_ids.discard(job.session_id)
                 self.replica.mine.discard(job.session_id)
                 self._reserved -= 1
+                self.metrics.load_changed()
 
     async def missing_terminal_event(self, session_id: str) -> dict[str, Any] | None:
         """The terminal event of a session the index says finished but which no worker here

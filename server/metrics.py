@@ -4,16 +4,23 @@ Every app owns its `Metrics` (its own `CollectorRegistry`, nothing registered at
 time), so several apps can run in one process. Most series come from `observe(session_id,
 event)`, called for each event a session emits; the few things no event carries (alerts
 received and deduplicated, tokens of a finished session, the queue) are fed by the
-investigation manager."""
+investigation manager.
+
+With worker processes (`sre-agent serve --workers N`), each worker keeps its metrics in
+files of its own in PROMETHEUS_MULTIPROC_DIR (the supervisor sets it: prometheus_client
+then stores every value there), and a scrape, whichever worker answers it, adds up all of
+them: counters and histograms over every worker that ever ran, the gauges over the live
+ones."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from graph.events import EventType
 
@@ -28,6 +35,14 @@ _LLM_STEP_OF_EVENT = {
     EventType.PARTIAL_ANALYSIS.value: "partial_analysis",
     EventType.FINAL_ANALYSIS.value: "final_analysis",
 }
+
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def shared_dir() -> str | None:
+    """Where the worker processes' metrics are shared, when the service has workers."""
+    return os.environ.get(MULTIPROCESS_ENV) or None
 
 
 @dataclass
@@ -66,11 +81,13 @@ class Metrics:
             "Investigations running now or queued to run.",
             ["state"],
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.queue_depth = Gauge(
             "sre_agent_queue_depth",
             "Investigations waiting for a free worker.",
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.duration = Histogram(
             "sre_agent_investigation_duration_seconds",
@@ -103,11 +120,17 @@ class Metrics:
         for state in ("running", "queued"):
             self.sessions_in_progress.labels(state=state)
         self._sessions: dict[str, _Session] = {}
+        self._load: Callable[[], dict[str, int]] | None = None
 
     # --- fed by the manager -----------------------------------------------------------
 
     def track_load(self, load: Callable[[], dict[str, int]]) -> None:
-        """Read the gauges from `load()` (the manager's running/queued) at scrape time."""
+        """Read the gauges from `load()` (the manager's running/queued) at scrape time;
+        with worker processes, whenever the manager says it changed (`load_changed`)."""
+        self._load = load
+        if shared_dir() is not None:
+            self.load_changed()
+            return
         self.sessions_in_progress.labels(state="running").set_function(
             lambda: load().get("running", 0)
         )
@@ -115,6 +138,27 @@ class Metrics:
             lambda: load().get("queued", 0)
         )
         self.queue_depth.set_function(lambda: load().get("queued", 0))
+
+    def load_changed(self) -> None:
+        """The manager's queue changed: with worker processes the gauges are written now
+        (a scrape reads them from the files, not from this process)."""
+        if self._load is None or shared_dir() is None:
+            return
+        load = self._load()
+        self.sessions_in_progress.labels(state="running").set(load.get("running", 0))
+        self.sessions_in_progress.labels(state="queued").set(load.get("queued", 0))
+        self.queue_depth.set(load.get("queued", 0))
+
+    def exposition(self) -> bytes:
+        """The metrics in the Prometheus text format: with worker processes, all of theirs."""
+        directory = shared_dir()
+        if directory is None:
+            return bytes(generate_latest(self.registry))
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)
+        return bytes(generate_latest(registry))
 
     def alert_received(self, source: str) -> None:
         self.alerts_received.labels(source=source).inc()

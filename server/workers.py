@@ -16,19 +16,23 @@ the workers, so they do not race to create the same tables."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from uvicorn.config import STARTUP_FAILURE
 
 from graph.settings import Settings
+from server.metrics import MULTIPROCESS_ENV
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -107,6 +111,38 @@ def serve(
     exit status: 1 when a worker could not start."""
     asyncio.run(prepare_database(settings))
     os.environ[WORKERS_ENV] = str(workers)
+    with _shared_metrics() as metrics_dir:
+        return _supervise(factory, workers, host, port, on_listening, metrics_dir, uvicorn_options)
+
+
+@contextlib.contextmanager
+def _shared_metrics() -> Iterator[str]:
+    """The folder where the workers keep their metrics (server/metrics.py): the one
+    PROMETHEUS_MULTIPROC_DIR names, or a new one, removed at the end."""
+    given = os.environ.get(MULTIPROCESS_ENV)
+    if given:
+        yield given
+        return
+    folder = tempfile.mkdtemp(prefix="sre-agent-metrics-")
+    os.environ[MULTIPROCESS_ENV] = folder
+    try:
+        yield folder
+    finally:
+        del os.environ[MULTIPROCESS_ENV]
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _supervise(
+    factory: str,
+    workers: int,
+    host: str,
+    port: int,
+    on_listening: Callable[[int], None] | None,
+    metrics_dir: str,
+    uvicorn_options: dict[str, Any],
+) -> int:
+    from prometheus_client.multiprocess import mark_process_dead
+
     reserved = _socket(host, port)  # bound, never listening: holds the port meanwhile
     port = reserved.getsockname()[1]
     if on_listening is not None:
@@ -130,6 +166,7 @@ def serve(
             if process.is_alive():
                 continue
             code = process.exitcode
+            mark_process_dead(process.pid, metrics_dir)  # its gauges no longer count
             if code == STARTUP_FAILURE or (code > 0 and time.monotonic() - started < _YOUNG):
                 # it could not start (its log says why): another would fail the same way
                 log.error("worker %s could not start (exit status %s)", process.pid, code)

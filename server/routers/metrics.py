@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from server.deps import RuntimeDep
 
@@ -16,5 +16,6 @@ router = APIRouter(tags=["metrics"])
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text."}},
 )
 async def metrics(runtime: RuntimeDep) -> Response:
-    """The service's metrics in the Prometheus text exposition format."""
-    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    """The service's metrics in the Prometheus text exposition format (with worker
+    processes: all of theirs, whichever answers)."""
+    return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,7 +1,8 @@
 """`sre-agent serve --workers 2` (WEB_CONCURRENCY=2), proven with real processes
 (tests/soak/harness.py) on one SQLite file: both workers take alerts on the one port,
 every investigation completes whichever worker runs it, the event stream of a session
-read from the other worker is whole and ends with its end, a worker killed mid-burst is
+read from the other worker is whole and ends with its end, /metrics counts the alerts of
+both whichever answers, a worker killed mid-burst is
 replaced and its sessions are resumed by a live worker once their leases run out, and a
 stop leaves no session unfinished in the index."""
 
@@ -136,6 +137,11 @@ async def test_two_workers_share_the_port_and_the_alerts(two_workers: ServicePro
         finally:
             await client.aclose()
         final = await Client(service).wait_terminal({a["session_id"] for a in accepted}, limit=90)
+        scrapes, answered = [], set()
+        while len(answered) < 2:  # a scrape from each worker
+            async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
+                answered.add(await _replica_of_connection(client))
+                scrapes.append((await client.get("/metrics")).text)
     finally:
         await service.stop()
 
@@ -143,6 +149,12 @@ async def test_two_workers_share_the_port_and_the_alerts(two_workers: ServicePro
     types = [e["type"] for e in streamed]
     assert types[0] == "session_started" and types[-1] == "session_completed", types
     assert types.count("iteration_started") == 2
+    for text in scrapes:  # whichever worker answers speaks for both
+        assert 'sre_agent_alerts_received_total{source="api"} 8.0' in text
+        assert (
+            'sre_agent_sessions_finished_total{agent="kubernetes",status="completed"} 8.0' in text
+        )
+        assert 'sre_agent_sessions_in_progress{state="running"} 0.0' in text
     assert service.proc is not None and service.proc.returncode == 0  # stopped cleanly
     statuses = await index_statuses(str(service.env["HISTORY_DATABASE_URL"]))
     assert set(statuses.values()) == {"completed"}
