@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -180,15 +181,27 @@ def serve(
         from graph.models import choose_model
         from server import workers as workers_
 
+        if not hasattr(socket, "SO_REUSEPORT"):
+            raise _fail(
+                console, "--workers needs SO_REUSEPORT (Linux, macOS, BSD): run one worker here"
+            )
         try:
             choose_model(settings)  # a bad model setting stops here, not in every worker
         except ModelConfigError as exc:
             raise _fail(console, str(exc)) from exc
         if config is not None:  # what the workers read their registries from
             os.environ["SRE_AGENT_CONFIG"] = str(config.resolve())
-        status = workers_.serve(
-            "server.workers:app", settings, workers=workers, host=host, port=port, log_config=None
-        )
+        try:
+            status = workers_.serve(
+                "server.workers:app",
+                settings,
+                workers=workers,
+                host=host,
+                port=port,
+                log_config=None,
+            )
+        except OSError as exc:
+            raise _fail(console, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         raise typer.Exit(status)
     try:
         app_ = create_app(settings, registry=registry)

@@ -108,7 +108,7 @@ def serve(
     listening on `host`:`port` (0: a free port; `on_listening` is told which) with a
     socket of its own (SO_REUSEPORT: the kernel spreads new connections evenly over
     them), until SIGINT or SIGTERM; a worker that dies is started again. Returns the
-    exit status: 1 when a worker could not start."""
+    exit status: 1 when a worker could not start. Raises OSError when the port is taken."""
     asyncio.run(prepare_database(settings))
     os.environ[WORKERS_ENV] = str(workers)
     with _shared_metrics() as metrics_dir:
@@ -143,7 +143,7 @@ def _supervise(
 ) -> int:
     from prometheus_client.multiprocess import mark_process_dead
 
-    reserved = _socket(host, port)  # bound, never listening: holds the port meanwhile
+    reserved = _reserve(host, port)  # bound, never listening: holds the port meanwhile
     port = reserved.getsockname()[1]
     if on_listening is not None:
         on_listening(port)
@@ -189,9 +189,22 @@ _YOUNG = 10.0
 could not start. One killed by a signal is started again whenever that happens."""
 
 
+def _reserve(host: str, port: int) -> socket.socket:
+    """The port for the workers' sockets. Raises OSError when something listens on it
+    already (even another service's workers: their sockets would share its connections)."""
+    if port:
+        with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))  # no SO_REUSEPORT: fails beside any listener
+    return _socket(host, port)
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def _socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))

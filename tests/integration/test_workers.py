@@ -4,7 +4,8 @@ every investigation completes whichever worker runs it, the event stream of a se
 read from the other worker is whole and ends with its end, /metrics counts the alerts of
 both whichever answers, a worker killed mid-burst is
 replaced and its sessions are resumed by a live worker once their leases run out, and a
-stop leaves no session unfinished in the index."""
+stop leaves no session unfinished in the index. A port something listens on already is
+refused with a message, not shared."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import asyncio
 import json
 import os
 import signal
+import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from tests.soak.harness import (
     ServiceProcess,
     alert,
     quiet_disconnects,
+    sre_agent_command,
     write_config,
 )
 
@@ -197,3 +201,24 @@ async def test_a_killed_worker_is_replaced_and_its_sessions_resumed(
     assert [s["status"] for s in final] == ["completed"] * len(keys)
     assert "resuming session" in log  # the dead worker's, by a live one
     assert time.monotonic() - killed_at > LEASE
+
+
+def test_workers_refuse_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "HISTORY_"))}
+        env["HISTORY_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'h.db'}"
+        done = subprocess.run(
+            [*sre_agent_command(), "serve", "--workers", "2", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stdout
+    assert "in use" in done.stdout
