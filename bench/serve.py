@@ -75,6 +75,7 @@ def worker_app() -> Any:
 
 
 def serve_workers(args: argparse.Namespace) -> None:
+    import threading
     import time
     import urllib.request
 
@@ -96,8 +97,6 @@ def serve_workers(args: argparse.Namespace) -> None:
             while os.getppid() == parent:  # the benchmark process died: do not linger
                 time.sleep(1)
             os.kill(os.getpid(), signal.SIGTERM)
-
-        import threading
 
         threading.Thread(target=wait, daemon=True).start()
 

@@ -149,7 +149,7 @@ def serve(
             min=1,
             envvar="WEB_CONCURRENCY",
             help="Worker processes sharing the port and the history database (one core "
-            "each); the alert limits are shared out among them.",
+            "each); MAX_CONCURRENT_ALERTS and MAX_QUEUED_ALERTS apply to each.",
         ),
     ] = 1,
 ) -> None:
