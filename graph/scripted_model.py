@@ -51,7 +51,7 @@ class ModelRequest:
     def text(self) -> str:
         """All message text of the prompt, joined (for assertions and token estimates;
         computed once: a prompt's text is tens of kilobytes)."""
-        return "\n".join(m.text for m in self.messages)
+        return "\n".join(m.content if isinstance(m.content, str) else m.text for m in self.messages)
 
 
 Responder = Callable[[ModelRequest], AIMessage]
