@@ -69,11 +69,24 @@ def app() -> FastAPI:
     from server.logging_setup import configure_logging
 
     collector.pause()
-    settings = Settings()
-    configure_logging(settings)
-    built = create_app(worker_settings(settings), registry=load_registry(settings))
+    settings = worker_settings(Settings())
+    configure_logging(settings).addFilter(_NameReplica(settings.replica_id))
+    built = create_app(settings, registry=load_registry(settings))
     collector.settle()
     return built
+
+
+class _NameReplica(logging.Filter):
+    """Adds `replica` (the worker's REPLICA_ID) to every log record of a worker: the
+    workers write to one stream."""
+
+    def __init__(self, replica: str) -> None:
+        super().__init__()
+        self.replica = replica
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.replica = self.replica
+        return True
 
 
 async def prepare_database(settings: Settings) -> None:

@@ -160,6 +160,10 @@ async def test_two_workers_share_the_port_and_the_alerts(two_workers: ServicePro
         )
         assert 'sre_agent_sessions_in_progress{state="running"} 0.0' in text
     assert service.proc is not None and service.proc.returncode == 0  # stopped cleanly
+    log = service.log_path().read_text().splitlines()
+    lines = [json.loads(line) for line in log if line.startswith("{")]
+    named = {line.get("replica") for line in lines if line.get("session_id")}
+    assert named == workers  # each worker's lines name it
     statuses = await index_statuses(str(service.env["HISTORY_DATABASE_URL"]))
     assert set(statuses.values()) == {"completed"}
 
