@@ -1,4 +1,9 @@
-"""Checkpoint writes committed in batches (group commit), for any database.
+"""Writes committed in batches (group commit), for any database.
+
+`GroupCommit` is the mechanism: writes queued while a transaction is under way are
+committed together in the next one, each caller returning once its write is committed; a
+batch that fails is committed again one write at a time, so a bad write fails alone. The
+checkpoint savers use it through `BatchWriter`; the session index for new sessions' rows.
 
 Each checkpoint and each task's writes used to be a transaction of its own, and a saver
 runs one transaction at a time on its connection. With many investigations at once those
@@ -20,11 +25,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
 Rows = list[tuple[Any, ...]]
+W = TypeVar("W")
 
 
 @dataclass(frozen=True)
@@ -42,12 +48,20 @@ committed when it returns, rolled back when it raises."""
 
 
 def _future() -> asyncio.Future[None]:
-    return asyncio.get_running_loop().create_future()
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.add_done_callback(_retrieved)
+    return future
+
+
+def _retrieved(done: asyncio.Future[None]) -> None:
+    """Marks the outcome as seen: a caller cancelled meanwhile does not look at it."""
+    if not done.cancelled():
+        done.exception()
 
 
 @dataclass
-class _Write:
-    statements: list[Statement]
+class _Write(Generic[W]):
+    write: W
     done: asyncio.Future[None] = field(default_factory=_future)
 
 
@@ -67,26 +81,27 @@ def merged(writes: Iterable[list[Statement]]) -> list[Statement]:
     return segments
 
 
-class BatchWriter:
-    """Commits queued statements in batches, each through `transaction`."""
+class GroupCommit(Generic[W]):
+    """Commits queued writes in batches, each batch through `commit(writes)` (one
+    transaction: committed when it returns, rolled back when it raises)."""
 
     max_batch = 500
     """Writes committed together at most."""
 
-    def __init__(self, transaction: Transaction) -> None:
-        self.transaction = transaction
-        self._queue: asyncio.Queue[_Write] = asyncio.Queue()
+    def __init__(self, commit: Callable[[list[W]], Awaitable[None]], *, name: str) -> None:
+        self.commit, self.name = commit, name
+        self._queue: asyncio.Queue[_Write[W]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
-    async def write(self, statements: list[Statement]) -> None:
-        """Queue `statements` (one transaction's worth) and wait until they are committed."""
+    async def write(self, write: W) -> None:
+        """Queue `write` and wait until it is committed (raises what its commit raised)."""
         if self._closed:
-            raise RuntimeError("the checkpointer is closed")
-        item = _Write(statements)
+            raise RuntimeError(f"the {self.name} are closed")
+        item = _Write(write)
         self._queue.put_nowait(item)
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="checkpoint-writer")
+            self._task = asyncio.create_task(self._run(), name=self.name)
         await asyncio.shield(item.done)  # a cancelled caller's write is still committed
 
     async def aclose(self) -> None:
@@ -96,7 +111,7 @@ class BatchWriter:
             await self._task
 
     async def _run(self) -> None:
-        batch: list[_Write] = []
+        batch: list[_Write[W]] = []
         try:
             while not self._queue.empty():
                 batch = list(self._take())
@@ -108,7 +123,7 @@ class BatchWriter:
                 _settle(self._queue.get_nowait(), exc)
             raise
 
-    async def _commit_isolating(self, batch: list[_Write]) -> None:
+    async def _commit_isolating(self, batch: list[_Write[W]]) -> None:
         """Commit `batch`; when that fails, each write on its own, so only a bad one fails."""
         try:
             await self._commit(batch)
@@ -117,26 +132,38 @@ class BatchWriter:
             if len(batch) == 1:
                 _settle(batch[0], exc)
                 return
-            log.warning("%d checkpoint writes failed together (%s): retrying each", len(batch), exc)
+            log.warning("%d %s failed together (%s): retrying each", len(batch), self.name, exc)
         for item in batch:
             try:
                 await self._commit([item])
             except Exception as exc:
                 _settle(item, exc)
 
-    def _take(self) -> Iterator[_Write]:
+    def _take(self) -> Iterator[_Write[W]]:
         for _ in range(self.max_batch):
             if self._queue.empty():
                 return
             yield self._queue.get_nowait()
 
-    async def _commit(self, batch: list[_Write]) -> None:
-        await self.transaction(merged(item.statements for item in batch))
+    async def _commit(self, batch: list[_Write[W]]) -> None:
+        await self.commit([item.write for item in batch])
         for item in batch:
             _settle(item, None)
 
 
-def _settle(item: _Write, error: BaseException | None) -> None:
+class BatchWriter(GroupCommit[list[Statement]]):
+    """Commits queued statements (each write one transaction's worth) in batches, each
+    through `transaction`, with the statements of one kind `merged`."""
+
+    def __init__(self, transaction: Transaction) -> None:
+        super().__init__(self._merged, name="checkpoint writes")
+        self.transaction = transaction
+
+    async def _merged(self, writes: list[list[Statement]]) -> None:
+        await self.transaction(merged(writes))
+
+
+def _settle(item: _Write[Any], error: BaseException | None) -> None:
     if item.done.done():
         return
     if error is None:

@@ -10,16 +10,16 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, select, text, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from graph.write_batches import GroupCommit
 from server.store import events, migrate, notices
 from server.store.engine import create_engine, masked_url, write_engine
 from server.store.errors import DuplicateSession, SessionNotFound
 from server.store.fencing import held_elsewhere, sessions_held_elsewhere
-from server.store.group_insert import GroupInsert
 from server.store.models import EVENTS, SESSION_COLUMNS, SESSIONS, as_utc
 from server.store.records import FINISHED, STATUSES, UNFINISHED, SessionRecord
 
@@ -60,7 +60,9 @@ class Store:
         self._append_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-        self._inserts = GroupInsert(SESSIONS, self.write)  # new sessions' rows
+        # new sessions' rows, those asked for meanwhile committed together (a burst of
+        # alerts waited for a transaction each on SQLite's one write lock)
+        self._inserts = GroupCommit(self._insert_sessions, name="session inserts")
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -156,13 +158,22 @@ class Store:
             # NULLs are left to the column defaults: a row can still be written to a
             # schema one revision behind (columns added later are all nullable).
             values = {k: v for k, v in _columns(record).items() if v is not None}
-            await self._inserts.insert(values)  # with the others asked for meanwhile
+            await self._inserts.write(values)
         except IntegrityError as exc:
             duplicate = await self._duplicate(record)
             if duplicate is None:
                 raise
             raise duplicate from exc
         return record
+
+    async def _insert_sessions(self, rows: list[dict[str, Any]]) -> None:
+        """Insert `rows` in one transaction: one `executemany` per set of columns."""
+        by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
+        for values in rows:
+            by_columns.setdefault(frozenset(values), []).append(values)
+        async with self.write() as conn:
+            for same in by_columns.values():
+                await conn.execute(insert(SESSIONS), same)
 
     async def _duplicate(self, record: SessionRecord) -> DuplicateSession | None:
         """Which unique key `record` collided with, or None when it was something else."""
