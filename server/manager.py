@@ -140,6 +140,7 @@ class Investigations:
         unfinished = list(self._running_ids)
         while not self._queue.empty():
             unfinished.append(self._queue.get_nowait().session_id)
+        self.metrics.load_changed()
         for worker in self._workers:
             worker.cancel()
         for worker in self._workers:

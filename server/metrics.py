@@ -125,24 +125,15 @@ class Metrics:
     # --- fed by the manager -----------------------------------------------------------
 
     def track_load(self, load: Callable[[], dict[str, int]]) -> None:
-        """Read the gauges from `load()` (the manager's running/queued) at scrape time;
-        with worker processes, whenever the manager says it changed (`load_changed`)."""
+        """Set the gauges from `load()` (the manager's running/queued) now, and whenever
+        the manager says it changed (`load_changed`)."""
         self._load = load
-        if shared_dir() is not None:
-            self.load_changed()
-            return
-        self.sessions_in_progress.labels(state="running").set_function(
-            lambda: load().get("running", 0)
-        )
-        self.sessions_in_progress.labels(state="queued").set_function(
-            lambda: load().get("queued", 0)
-        )
-        self.queue_depth.set_function(lambda: load().get("queued", 0))
+        self.load_changed()
 
     def load_changed(self) -> None:
-        """The manager's queue changed: with worker processes the gauges are written now
-        (a scrape reads them from the files, not from this process)."""
-        if self._load is None or shared_dir() is None:
+        """The manager's queue changed: the gauges are written now (with worker processes
+        a scrape reads them from the workers' files, not from the answering process)."""
+        if self._load is None:
             return
         load = self._load()
         self.sessions_in_progress.labels(state="running").set(load.get("running", 0))

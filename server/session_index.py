@@ -191,7 +191,7 @@ class SessionIndex:
     async def for_key(self, key: str) -> SessionState | None:
         """The session an Idempotency-Key created, if any: held here, or in the index."""
         if key in self._by_key:
-            return self._sessions.get(self._by_key[key])
+            return self.held_for_key(key)
         if self.store is not None:
             try:
                 record = await self.store.get_session_by_idempotency_key(key)

@@ -51,11 +51,10 @@ def worker_count() -> int:
         return 1
 
 
-def worker_settings(settings: Settings, workers: int | None = None) -> Settings:
-    """`settings` as one of `workers` workers sees them: a REPLICA_ID of its own.
-    Unchanged for a single process."""
-    workers = worker_count() if workers is None else workers
-    if workers <= 1:
+def worker_settings(settings: Settings) -> Settings:
+    """`settings` as a worker sees them: a REPLICA_ID of its own. Unchanged for a single
+    process."""
+    if worker_count() <= 1:
         return settings
     return settings.model_copy(update={"replica_id": f"{settings.replica_id}-w{os.getpid()}"})
 
