@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from graph.write_batches import BatchWriter, Statement, Transaction
+from graph.write_batches import BatchWriter, Statement, Transaction, outcome_future
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +42,31 @@ class RootOrder:
 
     async def wait(self, configurable: dict[str, Any]) -> None:
         """Return once the root checkpoint of a subgraph's write is stored (at once for a
-        root write, or for a root checkpoint stored already)."""
+        root write, or for a root checkpoint stored already). The first write of a root
+        not seen yet looks it up in the database; the writes that come meanwhile wait for
+        that lookup instead of making their own."""
         root = (configurable.get("checkpoint_map") or {}).get("")
         if not configurable.get("checkpoint_ns") or root is None:
             return
         key = (str(configurable["thread_id"]), str(root))
         if key in self._stored:
             return
-        if key not in self._waiting:
-            if await self._lookup(*key):
-                self._remember(key)
+        waiter = self._waiting.get(key)
+        if waiter is None:
+            waiter = self._waiting[key] = outcome_future()
+            try:
+                found = await self._lookup(*key)
+            except Exception as exc:  # the writes waiting meanwhile fail with it
+                if self._waiting.get(key) is waiter:
+                    del self._waiting[key]
+                if not waiter.done():
+                    waiter.set_exception(exc)
+                raise
+            if found:
+                self.put(*key, stored=True)
                 return
-            if key in self._stored:  # stored while it was looked up
-                return
-        waiter = self._waiting.setdefault(key, asyncio.get_running_loop().create_future())
+        if key in self._stored:  # stored while it was looked up
+            return
         try:
             await asyncio.wait_for(asyncio.shield(waiter), self.patience)
         except TimeoutError:

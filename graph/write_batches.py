@@ -47,7 +47,9 @@ Transaction = Callable[[list[Statement]], Awaitable[None]]
 committed when it returns, rolled back when it raises."""
 
 
-def _future() -> asyncio.Future[None]:
+def outcome_future() -> asyncio.Future[None]:
+    """A future whose failure counts as seen even when nobody awaits it (its waiters may
+    all have been cancelled)."""
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     future.add_done_callback(_retrieved)
     return future
@@ -62,7 +64,7 @@ def _retrieved(done: asyncio.Future[None]) -> None:
 @dataclass
 class _Write(Generic[W]):
     write: W
-    done: asyncio.Future[None] = field(default_factory=_future)
+    done: asyncio.Future[None] = field(default_factory=outcome_future)
 
 
 def merged(writes: Iterable[list[Statement]]) -> list[Statement]:

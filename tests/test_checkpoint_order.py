@@ -10,6 +10,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import empty_checkpoint
 
+from graph.checkpoint_order import RootOrder
 from graph.checkpoints import open_checkpointer
 from tests.test_sqlite_saver import query
 
@@ -64,3 +65,41 @@ async def test_a_root_checkpoint_stored_earlier_does_not_hold_writes_back(tmp_pa
             5,
         )
     assert len(query(db, "SELECT * FROM writes")) == 2
+
+
+async def test_writes_of_a_root_not_seen_yet_share_one_lookup():
+    """A subgraph's first steps come before its root checkpoint is stored: their writes
+    wait for one database lookup of that root, not one each."""
+    lookups: list[tuple[str, str]] = []
+    answer = asyncio.Event()
+
+    async def stored(thread_id: str, checkpoint_id: str) -> bool:
+        lookups.append((thread_id, checkpoint_id))
+        await answer.wait()
+        return False
+
+    order = RootOrder(stored)
+    config = child("root-1")["configurable"]
+    writes = [asyncio.create_task(order.wait(config)) for _ in range(10)]
+    await asyncio.sleep(0.05)
+    answer.set()
+    await asyncio.sleep(0.05)
+    assert lookups == [("t", "root-1")]
+    assert not any(write.done() for write in writes)  # the root is not stored yet
+    order.put("t", "root-1", stored=True)
+    await asyncio.wait_for(asyncio.gather(*writes), 5)
+    await order.wait(config)  # remembered: no lookup, no wait
+    assert lookups == [("t", "root-1")]
+
+
+async def test_a_failed_lookup_fails_the_writes_that_waited_for_it():
+    async def stored(thread_id: str, checkpoint_id: str) -> bool:
+        await asyncio.sleep(0.05)
+        raise OSError("disk I/O error")
+
+    order = RootOrder(stored)
+    config = child("root-1")["configurable"]
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*(order.wait(config) for _ in range(3)), return_exceptions=True), 5
+    )
+    assert [str(outcome) for outcome in outcomes] == ["disk I/O error"] * 3
