@@ -169,9 +169,8 @@ class RunbookFetcher:
         if scheme in ("http", "https"):
             source, raw = await self._fetch_url(github_raw_url(ref, self._raw_base_url))
         elif scheme in ("", "file"):
-            # resolve() touches the disk
-            path = await asyncio.to_thread(local_path, self._runbooks_dir, ref)
-            raw = await asyncio.to_thread(read_file, path, ref, self._max_bytes)
+            # resolving and reading touch the disk: one trip to a worker thread for both
+            path, raw = await asyncio.to_thread(self._read_local, ref)
             source = str(path)
         else:
             raise RunbookError(
@@ -185,6 +184,10 @@ class RunbookFetcher:
             sha256=hashlib.sha256(raw).hexdigest(),
             size=len(raw),
         )
+
+    def _read_local(self, ref: str) -> tuple[Path, bytes]:
+        path = local_path(self._runbooks_dir, ref)
+        return path, read_file(path, ref, self._max_bytes)
 
     # -- HTTP -------------------------------------------------------------------------
 
