@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
+from graph import masking
 from graph.alert import Alert
 from graph.masking import MASK, Masker
 
@@ -87,3 +90,100 @@ def test_alert_payload_is_masked_before_it_enters_the_state():
     state = alert.to_state()
     assert "pw1234" not in str(state) and "tok-123456" not in str(state)
     assert state["labels"]["team"] == "billing"
+
+
+def _whole_text_reference(text: str) -> tuple[str, int]:
+    """Every built-in pattern run over the whole text, in order: what masking did before
+    line-local patterns were run on the lines that hold their keywords only."""
+    total = 0
+    if "secret" in text.lower() and masking._SECRET_KIND.search(text):
+        text, total = masking._mask_secret_objects(text)
+    for pattern, replacement in masking._PATTERNS:
+        text, count = pattern.subn(replacement, text)
+        total += count
+    return text, total
+
+
+FRAGMENTS = [
+    "password",
+    "PASSWD",
+    "pwd",
+    "secret",
+    "Token",
+    "api_key",
+    "apikey",
+    "access-key",
+    "client_secret",
+    "credentials",
+    "auth",
+    "session_key",
+    "client-key-data",
+    "id-token",
+    "DB_",
+    "_URL",
+    ".",
+    "-",
+    "_",
+    "x",
+    "abc123",
+    "bearer",
+    "Basic",
+    "[MASKED]",
+    " ",
+    "\t",
+    "\n",
+    "\n  ",
+    ":",
+    "=",
+    ": ",
+    " = ",
+    '"',
+    "'",
+    ",",
+    "}",
+    "{",
+    "]",
+    "://",
+    "user:pw@",
+    "https://",
+    "@host",
+    "eyJhbGciOiJIUzI1",
+    ".eyJzdWIiOiIxMjM0",
+    ".sig_part_xyz",
+    "AKIAIOSFODNN7EXAMPLE",
+    "AIzaSyA1234567890abcdefghijklmnopqrstuv",
+    "xoxb-1234567890",
+    "ghp_" + "a" * 32,
+    "AccountKey=",
+    "SharedAccessSignature=",
+    "?sig=",
+    "&sig=",
+    "value:",
+    "name: ",
+    "verylongvalue0123456789",
+    "- name: DB_PASSWORD",
+    "\n  value: ",
+    '{"name": "API_TOKEN",',
+    '\n "value": "',
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----END RSA PRIVATE KEY-----",
+]
+
+
+def test_lines_with_keywords_are_masked_as_the_whole_text_was():
+    rng = random.Random(20261125)
+    for _ in range(3000):
+        text = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 40)))
+        assert Masker().mask_text(text) == _whole_text_reference(text), text
+
+
+def test_keyword_lines_in_long_cluster_output_are_masked():
+    lines = [f"  uid: {i:08x}-7a5e-83a2-e5e9-729d9fb904e1" for i in range(600)]
+    lines[100] = "  Mounts: /var/run/secrets/kubernetes.io/serviceaccount (ro)"
+    lines[400] = "  DB_PASSWORD: hunter2-longer"
+    lines[599] = "  api_token=abcdef"
+    text = "\n".join(lines)
+    masked, count = Masker().mask_text(text)
+    assert (masked, count) == _whole_text_reference(text)
+    assert count == 2 and "hunter2" not in masked and "abcdef" not in masked
+    assert masked.count("\n") == 599
