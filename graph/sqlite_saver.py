@@ -90,9 +90,11 @@ class BlobSqliteSaver(AsyncSqliteSaver):
     """Rows converted per transaction when a stock database is first opened."""
 
     async def setup(self) -> None:
-        await super().setup()
+        """The stock tables, then the blobs' (every write calls this: once set up, it
+        returns at once, without taking the lock the writers of the file share)."""
         if self._blobs_ready:
             return
+        await super().setup()
         async with self.lock:
             if self._blobs_ready:
                 return
