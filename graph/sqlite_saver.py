@@ -67,10 +67,10 @@ _WRITE_COLUMNS = (
 )
 _PUT_WRITE = f"INSERT OR REPLACE INTO writes {_WRITE_COLUMNS}"
 _ADD_WRITE = f"INSERT OR IGNORE INTO writes {_WRITE_COLUMNS}"
-T = TypeVar("T")
-
 EMPTY = "empty"
 """Blob type of a channel that has a version but no value (cleared)."""
+
+T = TypeVar("T")
 
 BlobKey = tuple[str, str, str]
 """(checkpoint_ns, channel, version) within a thread."""
@@ -331,12 +331,11 @@ def sqlite_transaction(
 async def in_connection_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
     """`fn(sqlite3_connection, *args)` run on the thread that owns `conn`'s connection.
 
-    Each aiosqlite call is one round trip to that thread and back through the event loop,
-    and while investigations run, the loop has other work queued before the reply: a
-    transaction of four calls (statements, commit) took several milliseconds to commit
-    though the database needed a fraction of one. A transaction run as one function is
-    one round trip. aiosqlite has no public way to run a function on its thread; this
-    uses the one its own methods use, in this one place."""
+    Each aiosqlite call is a round trip to that thread and back: a wake-up of the event
+    loop, and a reply that waits behind whatever else the loop has queued. A batch took
+    three or four (statements, commit); as one function it takes one. aiosqlite has no
+    public way to run a function on its thread; this uses the one its own methods use, in
+    this one place."""
     raw = conn._conn
     return cast(T, await conn._execute(fn, raw, *args))
 
