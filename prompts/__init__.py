@@ -1,5 +1,9 @@
 """Prompt templates (Jinja2 files shipped as package data) and the one function that
-renders them. Undefined variables are errors, never silently empty text."""
+renders them. Undefined variables are errors, never silently empty text.
+
+The templates read the keys of the state's records with subscripts (`call["ref"]`), not
+dots: Jinja tries a dot as an attribute first and, on a dict, raises and catches an error
+for every key read, a fifth of a prompt's rendering time."""
 
 from __future__ import annotations
 
