@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 MASK = "[MASKED]"
 
@@ -17,93 +17,102 @@ _KEYWORDS = (
     r"client-key-data|client-certificate-data|id-token|refresh-token)"
 )
 
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # PEM private keys (RSA, EC, OPENSSH, PKCS#8, ...), whole block
-    (
+
+class _Rule(NamedTuple):
+    """A built-in pattern and how it is run."""
+
+    pattern: re.Pattern[str]
+    replacement: str
+    needles: tuple[str, ...]
+    """Lower-case substrings one of which any match contains: a text without them is not
+    scanned (most tool output contains no secret-like keyword)."""
+    line_local: bool
+    """No part of the pattern can match a line break: it is run on the lines holding one of
+    its needles only, not on the whole text. (The key-value pattern backtracks through
+    every word of a text, about 7 ms for 20 kB of cluster output, and one "secrets" in a
+    volume mount's path set it off.)"""
+
+
+_KEYWORD_PARTS = ("passw", "pwd", "secret", "token", "key", "credential", "auth", "certificate")
+
+_RULES: tuple[_Rule, ...] = (
+    # PEM private keys (RSA, EC, OPENSSH, PKCS#8, ...), whole block (spans lines)
+    _Rule(
         re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.S),
         f"-----BEGIN \\1PRIVATE KEY-----{MASK}-----END \\1PRIVATE KEY-----",
+        ("private key-----",),
+        line_local=False,
     ),
     # JWTs
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), MASK),
-    # Authorization headers and bearer tokens
-    (re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9\-._~+/]{8,}=*"), f"\\1\\2{MASK}"),
+    _Rule(
+        re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+        MASK,
+        ("eyj",),
+        line_local=True,
+    ),
+    # Authorization headers and bearer tokens ("Bearer", then any white space)
+    _Rule(
+        re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9\-._~+/]{8,}=*"),
+        f"\\1\\2{MASK}",
+        ("bearer", "basic"),
+        line_local=False,
+    ),
     # passwords in URLs: scheme://user:password@host
-    (re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@\"']+:)[^\s@/\"']+(@)"), f"\\1{MASK}\\2"),
+    _Rule(
+        re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@\"']+:)[^\s@/\"']+(@)"),
+        f"\\1{MASK}\\2",
+        ("://",),
+        line_local=True,
+    ),
     # AWS access key ids; Google API keys; Slack and GitHub tokens
-    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), MASK),
-    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), MASK),
-    (re.compile(r"\bxox[abposr]-[0-9A-Za-z-]{10,}"), MASK),
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), MASK),
+    _Rule(re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), MASK, ("akia", "asia"), line_local=True),
+    _Rule(re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), MASK, ("aiza",), line_local=True),
+    _Rule(re.compile(r"\bxox[abposr]-[0-9A-Za-z-]{10,}"), MASK, ("xox",), line_local=True),
+    _Rule(
+        re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),
+        MASK,
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+        line_local=True,
+    ),
     # Azure connection strings and SAS signatures
-    (
+    _Rule(
         re.compile(
             r"(?i)\b(AccountKey|SharedAccessKey|SharedAccessSignature|Password)=([^;\s\"']+)"
         ),
         f"\\1={MASK}",
+        ("accountkey", "sharedaccess", "password="),
+        line_local=True,
     ),
-    (re.compile(r"(?i)([?&]sig=)[^&\s\"']+"), f"\\1{MASK}"),
+    _Rule(re.compile(r"(?i)([?&]sig=)[^&\s\"']+"), f"\\1{MASK}", ("sig=",), line_local=True),
     # env list entries: - name: DB_PASSWORD \n value: xyz   (YAML) and {"name": .., "value": ..}
-    (
+    _Rule(
         re.compile(
             rf"(?im)(name:\s*[\"']?[A-Z0-9_.-]*{_KEYWORDS}[A-Z0-9_.-]*[\"']?\s*\n\s*value:\s*)"
             r"(?![\"']?\[MASKED\])([^\n]+)"
         ),
         f"\\1{MASK}",
+        _KEYWORD_PARTS,
+        line_local=False,
     ),
-    (
+    _Rule(
         re.compile(
             rf"(?i)(\"name\"\s*:\s*\"[A-Z0-9_.-]*{_KEYWORDS}[A-Z0-9_.-]*\"\s*,\s*\"value\"\s*:"
             r"\s*\")[^\"]*(\")"
         ),
         f"\\1{MASK}\\2",
+        _KEYWORD_PARTS,
+        line_local=False,
     ),
     # key: value / key=value / "key": "value" for secret-looking keys
-    (
+    _Rule(
         re.compile(
             rf"(?i)([\"']?\b[A-Z0-9_.-]*{_KEYWORDS}[A-Z0-9_.-]*[\"']?[ \t]*[:=][ \t]*[\"']?)"
             r"(?!\[MASKED\]|(?:bearer|basic)\b)([^\s\"',}{\]]{3,})"
         ),
         f"\\1{MASK}",
+        _KEYWORD_PARTS,
+        line_local=True,
     ),
-)
-
-# Per pattern above, lower-case substrings one of which any match contains: a text without
-# them is not scanned by that pattern (most tool output contains no secret-like keyword).
-_KEYWORD_PARTS = ("passw", "pwd", "secret", "token", "key", "credential", "auth", "certificate")
-_NEEDLES: tuple[tuple[str, ...], ...] = (
-    ("private key-----",),
-    ("eyj",),
-    ("bearer", "basic"),
-    ("://",),
-    ("akia", "asia"),
-    ("aiza",),
-    ("xox",),
-    ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
-    ("accountkey", "sharedaccess", "password="),
-    ("sig=",),
-    _KEYWORD_PARTS,
-    _KEYWORD_PARTS,
-    _KEYWORD_PARTS,
-)
-
-# Per pattern above, whether its matches stay within one line (no part of it can match a
-# line break). Such a pattern is run on the lines holding one of its needles only, not on
-# the whole text: the key-value pattern backtracks through every word of a text, about
-# 7 ms for 20 kB of cluster output, and one "secrets" in a volume mount's path set it off.
-_LINE_LOCAL: tuple[bool, ...] = (
-    False,  # PEM blocks span lines
-    True,
-    False,  # "Bearer" then any white space
-    True,
-    True,
-    True,
-    True,
-    True,
-    True,
-    True,
-    False,  # name: ... newline value: ...
-    False,  # "name": "...", "value": "..." across lines
-    True,
 )
 
 # A secret-looking key of a JSON-like value (an alert's field): its value is masked whole.
@@ -139,16 +148,15 @@ class Masker:
             low = text.lower()
             total += count
         present: dict[tuple[str, ...], bool] = {}  # the keyword needles serve 3 patterns
-        rules = zip(_PATTERNS, _NEEDLES, _LINE_LOCAL, strict=True)
-        for (pattern, replacement), needles, line_local in rules:
-            if needles not in present:
-                present[needles] = any(needle in low for needle in needles)
-            if not present[needles]:
+        for rule in _RULES:
+            if rule.needles not in present:
+                present[rule.needles] = any(needle in low for needle in rule.needles)
+            if not present[rule.needles]:
                 continue
-            if line_local and text.isascii():  # `low` has `text`'s positions
-                text, count = _subn_lines(pattern, replacement, text, low, needles)
+            if rule.line_local and text.isascii():  # `low` has `text`'s positions
+                text, count = _subn_lines(rule, text, low)
             else:
-                text, count = pattern.subn(replacement, text)
+                text, count = rule.pattern.subn(rule.replacement, text)
             if count:
                 low = text.lower()
                 present.clear()  # masking can remove a needle (never add one)
@@ -177,16 +185,14 @@ class Masker:
         return value, 0
 
 
-def _subn_lines(
-    pattern: re.Pattern[str], replacement: str, text: str, low: str, needles: tuple[str, ...]
-) -> tuple[str, int]:
-    """`pattern.subn(replacement, text)` for a pattern whose matches stay within a line
-    and contain one of `needles` (found in `low`, `text` in lower case, same positions):
-    only the lines holding a needle are searched. A line is searched as a string of its
-    own, which matches as in the whole text: its ends are line breaks there, and neither
-    a line break nor a string's end is a word character."""
+def _subn_lines(rule: _Rule, text: str, low: str) -> tuple[str, int]:
+    """`rule.pattern.subn(rule.replacement, text)` for a line-local rule, searching only
+    the lines holding one of its needles (found in `low`, `text` in lower case, same
+    positions). A line searched as a string of its own matches as in the whole text: its
+    ends are line breaks there, and neither a line break nor a string's end is a word
+    character."""
     starts: set[int] = set()
-    for needle in needles:
+    for needle in rule.needles:
         at = low.find(needle)
         while at != -1:
             starts.add(low.rfind("\n", 0, at) + 1)
@@ -196,7 +202,7 @@ def _subn_lines(
     for start in sorted(starts):
         end = text.find("\n", start)
         end = len(text) if end == -1 else end
-        line, count = pattern.subn(replacement, text[start:end])
+        line, count = rule.pattern.subn(rule.replacement, text[start:end])
         if count:
             pieces += (text[done:start], line)
             done, total = end, total + count

@@ -98,8 +98,8 @@ def _whole_text_reference(text: str) -> tuple[str, int]:
     total = 0
     if "secret" in text.lower() and masking._SECRET_KIND.search(text):
         text, total = masking._mask_secret_objects(text)
-    for pattern, replacement in masking._PATTERNS:
-        text, count = pattern.subn(replacement, text)
+    for rule in masking._RULES:
+        text, count = rule.pattern.subn(rule.replacement, text)
         total += count
     return text, total
 
