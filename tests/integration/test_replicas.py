@@ -25,13 +25,11 @@ from server import eventlog
 from server.store import Store
 from server.store.store import utcnow
 from tests.fakes.chat_completions import FakeChatCompletions
-from tests.integration.test_crash_recovery import (  # noqa: F401 - fixtures among them
+from tests.integration.service_history import (
     announced_iterations,
     checkpointed_sessions,
-    history_url,
     index_statuses,
     service_env,
-    workdir,
 )
 from tests.pg import fresh_database
 from tests.service.conftest import Service, serve, two_iterations
@@ -54,7 +52,7 @@ LEASE = 2.0
 
 async def test_a_killed_replicas_sessions_are_taken_over_by_a_live_one(
     tmp_path: Path,
-    history_url: str,  # noqa: F811
+    history_url: str,
 ):
     url = history_url
     call_log = tmp_path / "mcp-calls.jsonl"

@@ -23,10 +23,9 @@ import httpx
 import pytest
 
 from tests.fakes.chat_completions import FakeChatCompletions
-from tests.integration.test_crash_recovery import (  # noqa: F401 - fixtures among them
+from tests.integration.service_history import (
     index_statuses,
     service_env,
-    workdir,
 )
 from tests.soak.harness import (
     Client,
@@ -109,7 +108,7 @@ def fake():
 
 
 @pytest.fixture
-def two_workers(fake: FakeChatCompletions, workdir: Path) -> ServiceProcess:  # noqa: F811
+def two_workers(fake: FakeChatCompletions, workdir: Path) -> ServiceProcess:
     config = write_config(workdir, call_log=workdir / "mcp-calls.jsonl")
     env = service_env(
         fake,
