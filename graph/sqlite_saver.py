@@ -218,15 +218,15 @@ class BlobSqliteSaver(AsyncSqliteSaver):
         await self._writes().writes(configurable, [Statement("writes", sql, rows)])
 
     async def _root_stored(self, thread_id: str, checkpoint_id: str) -> bool:
-        async with (
-            self.lock,
-            self.conn.execute(
-                "SELECT 1 FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = '' "
-                "AND checkpoint_id = ?",
-                (thread_id, checkpoint_id),
-            ) as cursor,
-        ):
-            return await cursor.fetchone() is not None
+        sql = (
+            "SELECT 1 FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = '' "
+            "AND checkpoint_id = ?"
+        )
+        async with self.lock:
+            rows = await in_connection_thread(
+                self.conn, _fetch_all, sql, (thread_id, checkpoint_id)
+            )
+        return bool(rows)
 
     def _writes(self) -> CheckpointWriter:
         if self._writer is None:
@@ -278,8 +278,8 @@ class BlobSqliteSaver(AsyncSqliteSaver):
                 + ")"
             )
             params = (thread_id, *(part for key in chunk for part in key))
-            async with self.lock, self.conn.execute(query, params) as cursor:
-                rows = await cursor.fetchall()
+            async with self.lock:
+                rows = await in_connection_thread(self.conn, _fetch_all, query, params)
             for ns, channel, version, type_, blob in rows:
                 if type_ != EMPTY:
                     values[(ns, channel, version)] = self.serde.loads_typed((type_, blob))
@@ -332,12 +332,17 @@ async def in_connection_thread(conn: aiosqlite.Connection, fn: Callable[..., T],
     """`fn(sqlite3_connection, *args)` run on the thread that owns `conn`'s connection.
 
     Each aiosqlite call is a round trip to that thread and back: a wake-up of the event
-    loop, and a reply that waits behind whatever else the loop has queued. A batch took
-    three or four (statements, commit); as one function it takes one. aiosqlite has no
+    loop, and a reply that waits behind whatever else the loop has queued. A read took
+    three (execute, fetch, close) and a batch three or four (statements, commit); as one
+    function each takes one. aiosqlite has no
     public way to run a function on its thread; this uses the one its own methods use, in
     this one place."""
     raw = conn._conn
     return cast(T, await conn._execute(fn, raw, *args))
+
+
+def _fetch_all(raw: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    return raw.execute(sql, params).fetchall()
 
 
 def _bound(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
