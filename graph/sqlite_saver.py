@@ -8,7 +8,8 @@ and a value goes into `checkpoint_blobs` once, when its channel gets a new versi
 put the values back, so callers see ordinary checkpoints.
 
 Writes are committed in batches (`graph.write_batches`): many investigations' checkpoints
-share one transaction instead of queueing for one each. A subgraph's writes are stored after
+share one transaction instead of queueing for one each, and each transaction is one call
+on the connection's thread (`graph.sqlite_thread`). A subgraph's writes are stored after
 the root checkpoint they run under (`graph.checkpoint_order`).
 
 Databases written by the stock saver are converted on first open (each stored value
@@ -17,14 +18,10 @@ format."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
-import aiosqlite
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -38,8 +35,9 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from graph.checkpoint_order import CheckpointWriter
 from graph.checkpoints import Encoded, packed
-from graph.thread_fence import ThreadFence, thread_ids, without
-from graph.write_batches import Rows, Statement, Transaction
+from graph.sqlite_thread import fetch_all, in_connection_thread, sqlite_transaction
+from graph.thread_fence import ThreadFence
+from graph.write_batches import Statement
 
 FORMAT = 1
 """`PRAGMA user_version` of a database whose checkpoints keep their values as blobs."""
@@ -69,8 +67,6 @@ _PUT_WRITE = f"INSERT OR REPLACE INTO writes {_WRITE_COLUMNS}"
 _ADD_WRITE = f"INSERT OR IGNORE INTO writes {_WRITE_COLUMNS}"
 EMPTY = "empty"
 """Blob type of a channel that has a version but no value (cleared)."""
-
-T = TypeVar("T")
 
 BlobKey = tuple[str, str, str]
 """(checkpoint_ns, channel, version) within a thread."""
@@ -223,9 +219,7 @@ class BlobSqliteSaver(AsyncSqliteSaver):
             "AND checkpoint_id = ?"
         )
         async with self.lock:
-            rows = await in_connection_thread(
-                self.conn, _fetch_all, sql, (thread_id, checkpoint_id)
-            )
+            rows = await in_connection_thread(self.conn, fetch_all, sql, (thread_id, checkpoint_id))
         return bool(rows)
 
     def _writes(self) -> CheckpointWriter:
@@ -279,7 +273,7 @@ class BlobSqliteSaver(AsyncSqliteSaver):
             )
             params = (thread_id, *(part for key in chunk for part in key))
             async with self.lock:
-                rows = await in_connection_thread(self.conn, _fetch_all, query, params)
+                rows = await in_connection_thread(self.conn, fetch_all, query, params)
             for ns, channel, version, type_, blob in rows:
                 if type_ != EMPTY:
                     values[(ns, channel, version)] = self.serde.loads_typed((type_, blob))
@@ -292,57 +286,6 @@ class BlobSqliteSaver(AsyncSqliteSaver):
                 "DELETE FROM checkpoint_blobs WHERE thread_id = ?", (str(thread_id),)
             )
             await self.conn.commit()
-
-
-def sqlite_transaction(
-    conn: aiosqlite.Connection,
-    lock: asyncio.Lock,
-    bind: Callable[[Rows], Iterable[tuple[Any, ...]]],
-    fence: ThreadFence | None = None,
-) -> Transaction:
-    """Batches run on `conn` under `lock` (shared with the other writers of the file),
-    each whole transaction in one call on the connection's thread (`in_connection_thread`):
-    `bind(rows)` gives a statement's parameters. `fence`: the rows of the threads it names
-    are dropped."""
-
-    def transaction(raw: sqlite3.Connection, statements: list[Statement]) -> None:
-        try:
-            if fence is not None:
-                if not raw.in_transaction:  # the write lock first: no takeover between
-                    raw.execute("BEGIN IMMEDIATE")  # the check and the writes
-                sql, params = fence.query(thread_ids(statements), "?")
-                fenced = {str(row[0]) for row in raw.execute(sql, params).fetchall()}
-                statements = without(statements, fenced)
-            for statement in statements:
-                raw.executemany(statement.sql, bind(statement.rows))
-            raw.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                raw.rollback()
-            raise
-
-    async def run(statements: list[Statement]) -> None:
-        async with lock:
-            await in_connection_thread(conn, transaction, statements)
-
-    return run
-
-
-async def in_connection_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
-    """`fn(sqlite3_connection, *args)` run on the thread that owns `conn`'s connection.
-
-    Each aiosqlite call is a round trip to that thread and back: a wake-up of the event
-    loop, and a reply that waits behind whatever else the loop has queued. A read took
-    three (execute, fetch, close) and a batch three or four (statements, commit); as one
-    function each takes one. aiosqlite has no
-    public way to run a function on its thread; this uses the one its own methods use, in
-    this one place."""
-    raw = conn._conn
-    return cast(T, await conn._execute(fn, raw, *args))
-
-
-def _fetch_all(raw: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
-    return raw.execute(sql, params).fetchall()
 
 
 def _bound(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:

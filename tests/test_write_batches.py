@@ -14,7 +14,7 @@ import aiosqlite
 import pytest
 
 from graph.checkpoints import open_checkpointer
-from graph.sqlite_saver import sqlite_transaction
+from graph.sqlite_thread import sqlite_transaction
 from graph.write_batches import BatchWriter, Statement, merged
 from tests.test_sqlite_saver import BIG, config, counting_graph, query
 
