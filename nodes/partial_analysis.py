@@ -21,7 +21,7 @@ async def partial_analysis(
     state: AgentState, runtime: Runtime[Context]
 ) -> Command[Literal["select_tools", "final_analysis"]]:
     update = await _analyse(state, runtime)
-    return Command(update=update, goto=after_partial(update))
+    return Command(update=update, goto=after_partial({**state, **update}))
 
 
 async def _analyse(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -72,16 +72,20 @@ async def _analyse(state: AgentState, runtime: Runtime[Context]) -> dict[str, An
         conclude=conclude,
         stop_reason=stop_reason,
     )
-    return {
+    update: dict[str, Any] = {
         "notes": analysis,
         # one line per iteration: `notes` holds the running analysis and this step's
         # llm_call write the full text, so the state need not grow with whole analyses
         "findings": [{"iteration": iteration, "analysis": " ".join(analysis.split())[:160]}],
-        "conclude": conclude,
-        "stop_reason": stop_reason,
         "llm_call": record,
         "tokens": record["usage"]["total_tokens"],
     }
+    # what has not changed is not written again (a write costs a checkpoint row)
+    if conclude != state.get("conclude", False):
+        update["conclude"] = conclude
+    if stop_reason != state.get("stop_reason"):
+        update["stop_reason"] = stop_reason
+    return update
 
 
 def budget_spent(
@@ -98,6 +102,7 @@ def budget_spent(
     return None
 
 
-def after_partial(update: dict[str, Any]) -> Literal["select_tools", "final_analysis"]:
-    """Go on unless the model concluded or a budget is spent."""
-    return "final_analysis" if update.get("stop_reason") else "select_tools"
+def after_partial(state: dict[str, Any]) -> Literal["select_tools", "final_analysis"]:
+    """Go on unless the model concluded or a budget is spent (`state`: as this step leaves
+    it; an unchanged stop reason is not written again)."""
+    return "final_analysis" if state.get("stop_reason") else "select_tools"

@@ -95,13 +95,16 @@ async def _select(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any
         for n, call in enumerate(response.tool_calls, 1)
     ]
     update: dict[str, Any] = {
-        "started_at": agent_started,
         "iteration": iteration,
         "pending": pending,
         "llm_call": record,
         "tokens": record["usage"]["total_tokens"],
-        "degraded": degraded,
     }
+    # what has not changed is not written again (a write costs a checkpoint row)
+    if "started_at" not in state:
+        update["started_at"] = agent_started
+    if state.get("degraded") != degraded or "degraded" not in state:
+        update["degraded"] = degraded
     if not pending:
         update["stop_reason"] = "model_concluded"
         if response.text:

@@ -100,6 +100,44 @@ async def test_iteration_bound_forces_final_analysis_without_tools(make_context,
     assert "reached its iteration limit" in last.text
 
 
+class _WriteRecorder(InMemorySaver):
+    """Remembers the channels of every task's writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[set[str]] = []
+
+    async def aput_writes(
+        self, config: Any, writes: Any, task_id: str, task_path: str = ""
+    ) -> None:
+        self.written.append({channel for channel, _ in writes})
+        await super().aput_writes(config, writes, task_id, task_path)
+
+
+async def test_a_step_writes_only_what_it_changed(make_context, sample_alert):
+    def answer(request: ModelRequest) -> AIMessage:
+        if request.structured_output == "PartialAnalysis":
+            return partial("still looking", conclude=False)
+        if request.structured_output == "RootCauseAnalysis":
+            return final()
+        return calls(tool_call("list_pods", namespace="billing"))
+
+    saver = _WriteRecorder()
+    values, _ = await investigate(
+        make_context(ScriptedChatModel(responder=answer)), sample_alert, checkpointer=saver
+    )
+
+    assert values["status"] == "completed" and values["degraded"] == []
+    selects = [w for w in saver.written if "pending" in w and "llm_call" in w]
+    partials = [w for w in saver.written if "findings" in w and "llm_call" in w]
+    assert len(selects) == len(partials) == 3
+    # the agent's start time and its (empty) list of degradations: written once
+    assert ["started_at" in w for w in selects] == [True, False, False]
+    assert ["degraded" in w for w in selects] == [True, False, False]
+    # "go on" is not written again each iteration; the budget's stop is
+    assert [bool(w & {"conclude", "stop_reason"}) for w in partials] == [False, False, True]
+
+
 async def test_model_may_conclude_early(make_context, sample_alert):
     model = ScriptedChatModel(
         script=[
