@@ -114,18 +114,15 @@ async def test_large_values_are_compressed_once_off_the_event_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     import threading
-    import zlib
-
-    import graph.checkpoints
 
     calls: list[tuple[int, threading.Thread]] = []
-    real = zlib.compress
+    real = CompressedSerde.compress
 
-    def compress(data: bytes, level: int = -1) -> bytes:
+    def compress(self: CompressedSerde, data: bytes) -> bytes:
         calls.append((len(data), threading.current_thread()))
-        return real(data, level)
+        return real(self, data)
 
-    monkeypatch.setattr(graph.checkpoints.zlib, "compress", compress)
+    monkeypatch.setattr(CompressedSerde, "compress", compress)
 
     def load(state: State) -> dict[str, Any]:
         return {"big": BIG, "step": 1}
@@ -145,6 +142,43 @@ async def test_large_values_are_compressed_once_off_the_event_loop(
     # the node's output is stored as its write and as the channel's value: compressed once
     assert len([size for size, _ in calls if size >= len(BIG)]) == 1
     stored = query(db, "SELECT type, length(blob) FROM checkpoint_blobs WHERE channel = 'big'")
-    assert stored[0][0].startswith("z:") and stored[0][1] < len(BIG)
+    assert stored[0][0].startswith("zstd:") and stored[0][1] < len(BIG)
     written = query(db, "SELECT type FROM writes WHERE channel = 'big'")
     assert written == [(stored[0][0],)]
+
+
+async def test_values_compressed_by_earlier_versions_still_load(tmp_path: Path):
+    import sqlite3
+    import zlib
+
+    import zstandard
+
+    db = tmp_path / "history.db"
+    async with open_checkpointer(f"sqlite+aiosqlite:///{db}") as saver:
+        await counting_graph(saver, interrupt_after=["b"]).ainvoke(
+            {"big": BIG, "step": 0}, config("old")
+        )
+    # as an earlier version stored them: zlib, tagged "z:"
+    with sqlite3.connect(db) as conn:
+        for table, column in (("checkpoint_blobs", "blob"), ("writes", "value")):
+            rows = conn.execute(
+                f"SELECT rowid, type, {column} FROM {table} WHERE type LIKE 'zstd:%'"
+            ).fetchall()
+            assert rows, table
+            for rowid, type_, data in rows:
+                conn.execute(
+                    f"UPDATE {table} SET type = ?, {column} = ? WHERE rowid = ?",
+                    (
+                        "z:" + type_.removeprefix("zstd:"),
+                        zlib.compress(zstandard.decompress(data), 1),
+                        rowid,
+                    ),
+                )
+
+    async with open_checkpointer(f"sqlite+aiosqlite:///{db}") as saver:
+        graph = counting_graph(saver, interrupt_after=["b"])
+        assert (await graph.aget_state(config("old"))).values["big"] == BIG
+        await graph.ainvoke(None, config("old"))  # resumes after the interrupt
+        state = await graph.aget_state(config("old"))
+
+    assert state.values == {"big": BIG, "step": 4, "log": [1, 2, 3, 4]}
