@@ -115,6 +115,14 @@ _RULES: tuple[_Rule, ...] = (
     ),
 )
 
+_NEEDLES = tuple(sorted({needle for rule in _RULES for needle in rule.needles}))
+
+
+def _needles_in(low: str) -> set[str]:
+    """The rules' needles found in `low`: one pass over them all, as most text holds none."""
+    return {needle for needle in _NEEDLES if needle in low}
+
+
 # A secret-looking key of a JSON-like value (an alert's field): its value is masked whole.
 _SECRET_KEY = re.compile(rf"(?i)[A-Z0-9_.-]*{_KEYWORDS}[A-Z0-9_.-]*")
 
@@ -147,11 +155,9 @@ class Masker:
             text, count = _mask_secret_objects(text)
             low = text.lower()
             total += count
-        present: dict[tuple[str, ...], bool] = {}  # the keyword needles serve 3 patterns
+        found = _needles_in(low)
         for rule in _RULES:
-            if rule.needles not in present:
-                present[rule.needles] = any(needle in low for needle in rule.needles)
-            if not present[rule.needles]:
+            if found.isdisjoint(rule.needles):
                 continue
             if rule.line_local and text.isascii():  # `low` has `text`'s positions
                 text, count = _subn_lines(rule, text, low)
@@ -159,7 +165,7 @@ class Masker:
                 text, count = rule.pattern.subn(rule.replacement, text)
             if count:
                 low = text.lower()
-                present.clear()  # masking can remove a needle (never add one)
+                found = _needles_in(low)  # masking can remove a needle (never add one)
                 total += count
         for pattern in self.patterns:
             text, count = pattern.subn(_mask_group if pattern.groups else MASK, text)
