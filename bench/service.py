@@ -176,6 +176,18 @@ class Service:
     async def status(self, alert_id: str) -> dict[str, Any]:
         return dict(await self.get(f"/processing-status/{alert_id}"))
 
+    async def settled(self, alert_id: str, *, limit: float = 30.0) -> dict[str, Any]:
+        """The alert's processing status once it is final (or after `limit` seconds). A
+        worker writes a session's outcome to the index before its own memory shows it, so
+        right after the index says nothing runs, the worker that ran a session may still
+        answer "processing" for a moment."""
+        deadline = time.monotonic() + limit
+        while True:
+            status = await self.status(alert_id)
+            if status["status"] in ("completed", "failed") or time.monotonic() > deadline:
+                return status
+            await asyncio.sleep(0.05)
+
     async def sessions(self, limit: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         page = 1
@@ -222,7 +234,7 @@ class Service:
         accepted = await asyncio.gather(*(self.submit(a) for a in alerts))
         await self.wait_idle()
         wall = time.perf_counter() - start
-        statuses = await asyncio.gather(*(self.status(a["alert_id"]) for a in accepted))
+        statuses = await asyncio.gather(*(self.settled(a["alert_id"]) for a in accepted))
         bad = [s for s in statuses if s["status"] != "completed"]
         if bad:
             raise RuntimeError(f"{len(bad)} bench sessions did not complete: {bad[0]}")
