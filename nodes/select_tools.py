@@ -103,7 +103,7 @@ async def _select(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any
     # what has not changed is not written again (a write costs a checkpoint row)
     if "started_at" not in state:
         update["started_at"] = agent_started
-    if state.get("degraded") != degraded or "degraded" not in state:
+    if state.get("degraded") != degraded:
         update["degraded"] = degraded
     if not pending:
         update["stop_reason"] = "model_concluded"
