@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from functools import lru_cache
 from typing import Any
 
@@ -55,6 +55,15 @@ class _InliningLoader(BaseLoader):
         return expanded, filename, uptodate
 
 
+class _Environment(Environment):
+    """Templates whose globals are a plain dict, a copy of the environment's when the
+    template is loaded. Jinja's own are a ChainMap over both, and every render copies
+    them into its context: iterating a ChainMap took a seventh of a render."""
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        return {**self.globals, **(d or {})}
+
+
 def _tojson_compact(value: Any) -> str:
     return _json_encoder().encode(value)
 
@@ -69,7 +78,7 @@ def environment(*, inline: bool = True) -> Environment:
     """A Jinja environment over the package's templates (`inline`: includes expanded when
     loaded; off, they are rendered as Jinja renders includes)."""
     loader: BaseLoader = PackageLoader("prompts", "")
-    env = Environment(
+    env = _Environment(
         loader=_InliningLoader(loader) if inline else loader,
         undefined=StrictUndefined,
         auto_reload=False,  # templates are package data: no stat() of the file per render
