@@ -35,6 +35,14 @@ def partial(text: str = "notes", conclude: bool = False) -> AIMessage:
     return structured("PartialAnalysis", analysis=text, conclude=conclude)
 
 
+def never_concludes(request: ModelRequest) -> AIMessage:
+    if request.structured_output == "PartialAnalysis":
+        return partial("still looking", conclude=False)
+    if request.structured_output == "RootCauseAnalysis":
+        return final()
+    return calls(tool_call("list_pods", namespace="billing"))
+
+
 async def investigate(
     ctx: Any, alert: dict[str, Any], thread: str = "t", checkpointer: Any = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -81,14 +89,7 @@ async def test_unknown_alert_type_fails_with_reason(make_context, sample_alert):
 
 
 async def test_iteration_bound_forces_final_analysis_without_tools(make_context, sample_alert):
-    def select(request: ModelRequest) -> AIMessage:
-        if request.structured_output == "PartialAnalysis":
-            return partial("still looking", conclude=False)
-        if request.structured_output == "RootCauseAnalysis":
-            return final()
-        return calls(tool_call("list_pods", namespace="billing"))
-
-    model = ScriptedChatModel(responder=select)
+    model = ScriptedChatModel(responder=never_concludes)
     values, _ = await investigate(make_context(model), sample_alert)
 
     assert values["analysis"]["stop_reason"] == "max_iterations"
@@ -115,16 +116,9 @@ class _WriteRecorder(InMemorySaver):
 
 
 async def test_a_step_writes_only_what_it_changed(make_context, sample_alert):
-    def answer(request: ModelRequest) -> AIMessage:
-        if request.structured_output == "PartialAnalysis":
-            return partial("still looking", conclude=False)
-        if request.structured_output == "RootCauseAnalysis":
-            return final()
-        return calls(tool_call("list_pods", namespace="billing"))
-
     saver = _WriteRecorder()
     values, _ = await investigate(
-        make_context(ScriptedChatModel(responder=answer)), sample_alert, checkpointer=saver
+        make_context(ScriptedChatModel(responder=never_concludes)), sample_alert, checkpointer=saver
     )
 
     assert values["status"] == "completed" and values["degraded"] == []
@@ -357,14 +351,6 @@ async def test_resume_after_exception_continues_from_last_checkpoint(make_contex
     assert "Iteration 2 of at most 3" in second.requests[0].text
     assert '<tool_result ref="T2.1" tool="list_pods"' in second.requests[0].text
     assert [c["ref"] for c in values["tool_calls"]] == ["T1.1", "T2.1"]
-
-
-def never_concludes(request: ModelRequest) -> AIMessage:
-    if request.structured_output == "PartialAnalysis":
-        return partial("still looking", conclude=False)
-    if request.structured_output == "RootCauseAnalysis":
-        return final()
-    return calls(tool_call("list_pods", namespace="billing"))
 
 
 async def test_token_budget_forces_the_final_analysis(make_context, sample_alert):
