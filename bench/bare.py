@@ -107,9 +107,7 @@ async def run_bare(graph: Any, alert: dict[str, Any]) -> str:
     """One run, streamed as `run_investigation` streams; returns its thread id."""
     thread = str(uuid.uuid4())
     config = {"configurable": {"thread_id": thread}, "recursion_limit": 1000}
-    async for _ in graph.astream(
-        {"alert": alert}, config, stream_mode=["custom", "values"], subgraphs=True
-    ):
+    async for _ in graph.astream({"alert": alert}, config, stream_mode="values"):
         pass
     return thread
 

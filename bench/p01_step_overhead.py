@@ -1,7 +1,8 @@
 """P1: orchestration cost per graph step, without model or tool waits.
 
-Ours: the real investigation graph through `run_investigation` (streams custom + values
-with subgraphs, as the service does), the scripted model with latency 0, and tools that
+Ours: the real investigation graph through `run_investigation` (the orchestrator's state
+streamed after each of its steps, progress events handed to a sink by the nodes, as the
+service runs it), the scripted model with latency 0, and tools that
 answer in-process at once (same masking and capping path as MCP results); the service's
 checkpointer (AsyncSqliteSaver, WAL) on a file. Bare: a LangGraph graph of the same
 topology (orchestrator route → fetch_runbook → agent subgraph select → execute → partial

@@ -8,8 +8,10 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
+from langgraph.runtime import Runtime
 
 from graph.bindings import ModelBindings
+from graph.events import EventSink
 from graph.registry import AgentRegistry
 from graph.runbooks import RunbookFetcher
 from graph.toolbox import Toolbox
@@ -41,6 +43,9 @@ class Context:
     bindings: ModelBindings = field(default_factory=ModelBindings)
     """Shaped models (tools bound, structured output); the service shares one across
     sessions."""
+    on_event: EventSink | None = None
+    """Where the nodes send progress events (`run_investigation` sets it). None: on
+    LangGraph's custom stream, for a graph that LangGraph's own server runs (Studio)."""
 
     def with_tools(self, tools: list[Any]) -> Runnable[Any, Any]:
         """The model with `tools` bound (an AIMessage per call)."""
@@ -49,3 +54,9 @@ class Context:
     def with_schema(self, schema: type[Any]) -> Runnable[Any, Any]:
         """The model answering `schema` ({"raw", "parsed", "parsing_error"} per call)."""
         return self.bindings.structured(self.model, schema)
+
+
+def event_sink(runtime: Runtime[Context]) -> EventSink:
+    """Where a node sends its progress events: straight to the run's sink, or else on
+    LangGraph's custom stream (a no-op when nobody streams it)."""
+    return runtime.context.on_event or runtime.stream_writer

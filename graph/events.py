@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from langgraph.types import StreamWriter
+EventSink = Callable[[dict[str, Any]], Awaitable[None] | None]
+"""Takes progress events: a plain function, or a coroutine function (then awaited)."""
 
 
 class EventType(StrEnum):
@@ -50,7 +52,15 @@ def make_event(
     }
 
 
-def emit(writer: StreamWriter | None, type_: EventType, **fields: Any) -> None:
-    """Send a progress event on the run's custom stream (a no-op when nobody streams)."""
-    if writer is not None:
-        writer(make_event(type_, **fields))
+async def deliver(sink: EventSink | None, event: dict[str, Any]) -> None:
+    """Hand `event` to `sink` (None: nobody listens)."""
+    if sink is not None:
+        taken = sink(event)
+        if taken is not None:
+            await taken
+
+
+async def emit(sink: EventSink | None, type_: EventType, **fields: Any) -> None:
+    """Make a progress event and hand it to `sink`."""
+    if sink is not None:
+        await deliver(sink, make_event(type_, **fields))

@@ -1,35 +1,20 @@
-"""Run (or resume) one investigation: stream the graph with subgraphs, forward progress
-events, and always end with a terminal event and a status."""
+"""Run (or resume) one investigation: the nodes send their progress events to the
+caller's sink as they go, and the run always ends with a terminal event and a status."""
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import StreamMode
 
 from graph.context import Context
-from graph.events import EventType, make_event
+from graph.events import EventSink, EventType, deliver, make_event
 from graph.mcp_errors import describe_error
 
 log = logging.getLogger(__name__)
-
-# A list, not a tuple: LangGraph yields (namespace, mode, chunk) only for a list of modes.
-_STREAM_MODES: list[StreamMode] = ["custom", "values"]
-
-EventSink = Callable[[dict[str, Any]], Awaitable[None] | None]
-
-
-async def _send(sink: EventSink | None, event: dict[str, Any]) -> None:
-    if sink is None:
-        return
-    result = sink(event)
-    if inspect.isawaitable(result):
-        await result
 
 
 async def run_investigation(
@@ -49,7 +34,7 @@ async def run_investigation(
     if checkpoint_id:
         configurable["checkpoint_id"] = checkpoint_id
     config: RunnableConfig = {"configurable": configurable, "recursion_limit": 1000}
-    await _send(
+    await deliver(
         on_event,
         make_event(
             EventType.SESSION_STARTED,
@@ -59,17 +44,19 @@ async def run_investigation(
         ),
     )
     values: dict[str, Any] = {}
+    # The nodes hand their events to `on_event` themselves (Context.on_event): on
+    # LangGraph's stream, each would cross to the loop through call_soon_threadsafe and
+    # wake it once more. The stream carries only the orchestrator's state after each of
+    # its steps.
+    context = replace(context, on_event=on_event)
     try:
-        async for namespace, mode, chunk in graph.astream(
+        async for chunk in graph.astream(
             {"alert": alert} if alert is not None else None,
             config,
             context=context,
-            stream_mode=_STREAM_MODES,
-            subgraphs=True,
+            stream_mode="values",
         ):
-            if mode == "custom" and isinstance(chunk, dict):
-                await _send(on_event, chunk)
-            elif mode == "values" and not namespace and isinstance(chunk, dict):
+            if isinstance(chunk, dict):
                 values = dict(chunk)
     except Exception as exc:
         log.exception("investigation %s failed", thread_id)
@@ -77,12 +64,12 @@ async def run_investigation(
     if values.get("status") != "completed":
         values["status"] = "failed"
         values["error"] = values.get("error") or "the investigation ended without an analysis"
-        await _send(
+        await deliver(
             on_event,
             make_event(EventType.SESSION_FAILED, agent=values.get("agent"), error=values["error"]),
         )
     else:
-        await _send(
+        await deliver(
             on_event,
             make_event(
                 EventType.SESSION_COMPLETED,

@@ -12,11 +12,10 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
 from langgraph.config import get_config, get_stream_writer
-from langgraph.types import StreamWriter
 
 from graph.context import Context
 from graph.direct_calls import ainvoke_model
-from graph.events import EventType, emit, now_iso
+from graph.events import EventSink, EventType, emit, now_iso
 from graph.fallback import Answer, ModelChain
 from graph.registry import AgentSpec
 from graph.state import LLMCallRecord
@@ -71,12 +70,12 @@ async def call_model_within(
         raise
 
 
-def report_budget_spent(
-    writer: StreamWriter, spec: AgentSpec, *, step: str, iteration: int
+async def report_budget_spent(
+    sink: EventSink, spec: AgentSpec, *, step: str, iteration: int
 ) -> None:
     """A `degraded` event: the time budget ran out while the model was answering."""
-    emit(
-        writer,
+    await emit(
+        sink,
         EventType.DEGRADED,
         agent=spec.name,
         iteration=iteration,
@@ -132,23 +131,23 @@ async def call_model(
         record["fallback_from"] = answer.primary
     if answer is not None and answer.failures:
         record["fallback_errors"] = [f"{label}: {error}" for label, error in answer.failures]
-        _report_fallback(ctx, answer, step=step, iteration=iteration)
+        await _report_fallback(ctx, answer, step=step, iteration=iteration)
     return result, record
 
 
-def _report_fallback(ctx: Context, answer: Answer, *, step: str, iteration: int) -> None:
+async def _report_fallback(ctx: Context, answer: Answer, *, step: str, iteration: int) -> None:
     """A `degraded` progress event: which model failed, why, and which one answered."""
     failed = "; ".join(f"model {label} failed ({error})" for label, error in answer.failures)
     try:
-        writer = get_stream_writer()
+        sink = ctx.on_event or get_stream_writer()
         namespace = str(get_config().get("configurable", {}).get("checkpoint_ns", ""))
     except (RuntimeError, KeyError):  # called outside a graph run
         return
     # The agent subgraph's node name heads the namespace ("kubernetes_agent:<task>|...").
     node = namespace.split("|")[0].split(":")[0]
     agent = next((a.name for a in ctx.registry.agents.values() if a.node_name == node), None)
-    emit(
-        writer,
+    await emit(
+        sink,
         EventType.DEGRADED,
         agent=agent,
         iteration=iteration,

@@ -19,7 +19,7 @@ from langchain_core.tools import BaseTool
 from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 
-from graph.context import Context
+from graph.context import Context, event_sink
 from graph.events import EventType, emit, now_iso
 from graph.mcp_errors import ServerUnavailable
 from graph.policy import BLOCKED
@@ -126,14 +126,14 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
     iteration = state["iteration"]
     tools = ctx.toolbox.tools_for(spec.mcp_servers)
     say = partial(
-        emit, runtime.stream_writer, agent=spec.name, iteration=iteration, step="execute_tools"
+        emit, event_sink(runtime), agent=spec.name, iteration=iteration, step="execute_tools"
     )
     down: dict[str, str] = {}  # server → why, reported once per server
 
     async def run(n: int, call: dict[str, Any]) -> ToolCallRecord:
         ref, name = f"T{iteration}.{n}", call["name"]
         entry = tools.get(name)
-        say(
+        await say(
             EventType.TOOL_CALL_STARTED,
             ref=ref,
             tool=name,
@@ -144,7 +144,7 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
         outcome = await _call(ctx, spec.name, spec.mcp_servers, tools, call)
         if outcome.down is not None and outcome.server not in down:
             down[outcome.server or ""] = outcome.down
-            say(EventType.DEGRADED, message=outcome.down, server=outcome.server)
+            await say(EventType.DEGRADED, message=outcome.down, server=outcome.server)
         content, size, truncated = cap(outcome.text, ctx.tool_output_max_bytes)
         record: ToolCallRecord = {
             "ref": ref,
@@ -161,7 +161,7 @@ async def execute_tools(state: AgentState, runtime: Runtime[Context]) -> dict[st
             "masked": outcome.masked,
             "content": content,
         }
-        say(
+        await say(
             EventType.TOOL_CALL_FINISHED,
             ref=ref,
             tool=name,

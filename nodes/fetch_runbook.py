@@ -6,7 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
+from graph.context import Context, event_sink
 from graph.events import EventType, emit
 from graph.runbooks import RunbookError
 from graph.state import InvestigationState, RunbookRecord
@@ -41,8 +41,8 @@ async def fetch_runbook(state: InvestigationState, runtime: Runtime[Context]) ->
                 "size": runbook.size,
                 "content": content,
             }
-    emit(
-        runtime.stream_writer,
+    await emit(
+        event_sink(runtime),
         EventType.RUNBOOK_FETCHED,
         agent=state.get("agent"),
         step="fetch_runbook",

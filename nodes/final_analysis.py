@@ -13,7 +13,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from graph.analysis import RootCauseAnalysis
-from graph.context import Context
+from graph.context import Context, event_sink
 from graph.events import EventType, emit
 from graph.state import AgentState, Evidence, FinalAnalysis, StopReason
 from nodes._llm import call_model_within, messages_for, time_left
@@ -68,10 +68,10 @@ async def final_analysis(state: AgentState, runtime: Runtime[Context]) -> dict[s
         limit, runnable, messages, ctx=ctx, step="final_analysis", iteration=iteration
     )
     say = partial(
-        emit, runtime.stream_writer, agent=spec.name, iteration=iteration, step="final_analysis"
+        emit, event_sink(runtime), agent=spec.name, iteration=iteration, step="final_analysis"
     )
     if answered is None:
-        say(
+        await say(
             EventType.DEGRADED,
             message=f"the model did not write the final analysis within {limit:g} s; "
             "the session ends with the findings so far",
@@ -83,7 +83,7 @@ async def final_analysis(state: AgentState, runtime: Runtime[Context]) -> dict[s
         known = {c["ref"] for c in state.get("tool_calls", [])}
         analysis = _written(result["parsed"], record["response"], known, stop_reason, iteration)
         call = {"llm_call": record, "tokens": record["usage"]["total_tokens"]}
-    say(EventType.FINAL_ANALYSIS, analysis=analysis)
+    await say(EventType.FINAL_ANALYSIS, analysis=analysis)
     return {"analysis": analysis, "status": "completed", "results": [], **call}
 
 

@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from graph.analysis import PartialAnalysis
-from graph.context import Context
+from graph.context import Context, event_sink
 from graph.events import EventType, emit
 from graph.registry import AgentSpec
 from graph.state import AgentState, StopReason
@@ -50,8 +50,8 @@ async def _analyse(state: AgentState, runtime: Runtime[Context]) -> dict[str, An
         iteration=iteration,
     )
     if answered is None:  # the results stay in the state for the final analysis
-        report_budget_spent(
-            runtime.stream_writer, spec, step="partial_analysis", iteration=iteration
+        await report_budget_spent(
+            event_sink(runtime), spec, step="partial_analysis", iteration=iteration
         )
         return {"conclude": False, "stop_reason": "max_duration"}
     result, record = answered
@@ -62,8 +62,8 @@ async def _analyse(state: AgentState, runtime: Runtime[Context]) -> dict[str, An
         analysis, conclude = record["response"] or "(the model gave no analysis)", False
     tokens = state.get("tokens", 0) + record["usage"]["total_tokens"]
     stop_reason = "model_concluded" if conclude else budget_spent(spec, state, iteration, tokens)
-    emit(
-        runtime.stream_writer,
+    await emit(
+        event_sink(runtime),
         EventType.PARTIAL_ANALYSIS,
         agent=spec.name,
         iteration=iteration,

@@ -8,7 +8,7 @@ from langgraph.runtime import Runtime
 from pydantic import ValidationError
 
 from graph.alert import Alert
-from graph.context import Context
+from graph.context import Context, event_sink
 from graph.events import EventType, emit
 from graph.state import InvestigationState
 from graph.validation import describe_errors
@@ -29,8 +29,8 @@ async def route(state: InvestigationState, runtime: Runtime[Context]) -> dict[st
             "error": NO_AGENT.format(alert_type=alert.alert_type),
             "agent": None,
         }
-    emit(
-        runtime.stream_writer,
+    await emit(
+        event_sink(runtime),
         EventType.AGENT_SELECTED,
         agent=spec.name,
         step="route",

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from graph.context import Context
+from graph.context import Context, event_sink
 from graph.events import EventType, emit, now_iso
 from graph.state import AgentState
 from nodes._llm import call_model_within, messages_for, report_budget_spent, time_left
@@ -32,8 +32,8 @@ async def _select(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any
     tools = ctx.toolbox.tools_for(spec.mcp_servers)
     unavailable = ctx.toolbox.unavailable(spec.mcp_servers)
     degraded = [f"MCP server {s} unavailable: {r}" for s, r in unavailable.items()]
-    emit(
-        runtime.stream_writer,
+    await emit(
+        event_sink(runtime),
         EventType.ITERATION_STARTED,
         agent=spec.name,
         iteration=iteration,
@@ -43,8 +43,8 @@ async def _select(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any
     )
     if degraded and iteration == 1:
         for message in degraded:
-            emit(
-                runtime.stream_writer,
+            await emit(
+                event_sink(runtime),
                 EventType.DEGRADED,
                 agent=spec.name,
                 iteration=iteration,
@@ -81,7 +81,9 @@ async def _select(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any
         iteration=iteration,
     )
     if answered is None:
-        report_budget_spent(runtime.stream_writer, spec, step="select_tools", iteration=iteration)
+        await report_budget_spent(
+            event_sink(runtime), spec, step="select_tools", iteration=iteration
+        )
         return {
             "started_at": agent_started,
             "iteration": iteration,
