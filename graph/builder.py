@@ -8,8 +8,9 @@ START → select_tools ─(no tool calls)→ final_analysis → END
           └→ execute_tools → partial_analysis ─(go on)→ select_tools
                                               └─(concluded / budget spent)→ final_analysis
 
-In the agent loop the nodes themselves say where to go next (a `Command`); the
-orchestrator, which routes once per investigation, uses conditional edges.
+The nodes themselves say where to go next (a `Command`): a conditional edge would decide
+the same, but LangGraph reads a copy of every channel of the state for it after each run
+of the node.
 """
 
 from __future__ import annotations
@@ -56,10 +57,6 @@ def build_agent_graph(spec: AgentSpec) -> CompiledStateGraph[Any, Any, Any, Any]
     return builder.compile(name=spec.node_name)
 
 
-def after_route(state: InvestigationState) -> str:
-    return END if state.get("status") == "failed" else "fetch_runbook"
-
-
 def build_investigation_graph(
     registry: AgentRegistry, *, checkpointer: BaseCheckpointSaver[Any] | None = None
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
@@ -68,17 +65,10 @@ def build_investigation_graph(
         InvestigationState, context_schema=Context, input_schema=InvestigationInput
     )
     builder.add_node("route", route)
-    builder.add_node("fetch_runbook", fetch_runbook)
-    agent_nodes = {}
+    agents = [spec.node_name for spec in registry.agents.values()]
+    builder.add_node("fetch_runbook", fetch_runbook, destinations=tuple(agents))
     for spec in registry.agents.values():
         builder.add_node(spec.node_name, build_agent_graph(spec))
         builder.add_edge(spec.node_name, END)
-        agent_nodes[spec.name] = spec.node_name
-
-    def to_agent(state: InvestigationState) -> str:
-        return agent_nodes[state["agent"] or ""]
-
     builder.add_edge(START, "route")
-    builder.add_conditional_edges("route", after_route, ["fetch_runbook", END])
-    builder.add_conditional_edges("fetch_runbook", to_agent, list(agent_nodes.values()))
     return builder.compile(checkpointer=checkpointer, name=GRAPH_NAME)

@@ -1,10 +1,10 @@
-"""`fetch_runbook`: download the alert's runbook; a failure is recorded, not fatal."""
+"""`fetch_runbook`: download the alert's runbook; a failure is recorded, not fatal. Then
+on to the agent subgraph `route` chose (a `Command`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
+from langgraph.types import Command
 
 from graph.context import Context, event_sink
 from graph.events import EventType, emit
@@ -12,7 +12,7 @@ from graph.runbooks import RunbookError
 from graph.state import InvestigationState, RunbookRecord
 
 
-async def fetch_runbook(state: InvestigationState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def fetch_runbook(state: InvestigationState, runtime: Runtime[Context]) -> Command[str]:
     reference = state["alert"].get("runbook")
     record: RunbookRecord = {
         "reference": reference,
@@ -52,4 +52,5 @@ async def fetch_runbook(state: InvestigationState, runtime: Runtime[Context]) ->
         size=record["size"],
         error=record["error"],
     )
-    return {"runbook": record}
+    agent = runtime.context.registry.agents[state["agent"] or ""]
+    return Command(update={"runbook": record}, goto=agent.node_name)
