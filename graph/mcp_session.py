@@ -19,10 +19,10 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 from mcp.shared.message import SessionMessage
@@ -138,31 +138,38 @@ async def open_session(
     )
     with _errlog(name, log_dir) as errlog:
         async with stdio_client(params, errlog=errlog) as (read, write):
-            # The server's stdout passes through a pump that sets `lost` at end of file.
-            send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-            async with anyio.create_task_group() as group:
-                group.start_soon(_pump, read, send, lost)
-                try:
-                    async with ValidatingSession(receive, write) as session:
-                        await session.initialize()
-                        yield session
-                finally:
-                    group.cancel_scope.cancel()
+            watched = cast("MemoryObjectReceiveStream[Incoming]", _Watched(read, lost))
+            async with ValidatingSession(watched, write) as session:
+                await session.initialize()
+                yield session
 
 
-async def _pump(
-    read: MemoryObjectReceiveStream[SessionMessage | Exception],
-    send: MemoryObjectSendStream[SessionMessage | Exception],
-    lost: asyncio.Event,
-) -> None:
-    try:
-        async with send:
-            async for item in read:
-                await send.send(item)
-    except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-        pass
-    finally:
-        lost.set()
+Incoming = SessionMessage | Exception
+
+
+class _Watched:
+    """The server's stdout as the session reads it, setting `lost` when it ends (the
+    server exited) or the session lets go of it."""
+
+    def __init__(self, stream: MemoryObjectReceiveStream[Incoming], lost: asyncio.Event) -> None:
+        self._stream, self._lost = stream, lost
+
+    async def __aenter__(self) -> _Watched:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lost.set()
+        await self._stream.aclose()
+
+    def __aiter__(self) -> _Watched:
+        return self
+
+    async def __anext__(self) -> Incoming:
+        try:
+            return await self._stream.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._lost.set()
+            raise StopAsyncIteration from None
 
 
 @contextlib.contextmanager
