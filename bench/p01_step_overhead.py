@@ -2,11 +2,11 @@
 
 Ours: the real investigation graph through `run_investigation` (the orchestrator's state
 streamed after each of its steps, progress events handed to a sink by the nodes, as the
-service runs it), the scripted model with latency 0, and tools that
-answer in-process at once (same masking and capping path as MCP results); the service's
-checkpointer (AsyncSqliteSaver, WAL) on a file. Bare: a LangGraph graph of the same
-topology (orchestrator route → fetch_runbook → agent subgraph select → execute → partial
-→ … → final), trivial nodes, the same checkpointer, streamed the same way. Runs alternate
+service runs it), the scripted model with latency 0, and tools that answer in-process at
+once (same masking and capping path as MCP results); the service's checkpointer
+(AsyncSqliteSaver, WAL) on a file. Bare: a LangGraph graph of the same topology
+(orchestrator route → fetch_runbook → agent subgraph select → execute → partial → … →
+final), trivial nodes, the same checkpointer, streamed the same way. Runs alternate
 ours/bare; per step = wall time / checkpoints written (the same count for both); medians.
 Verdict: ours/bare ≤ 1.5 and ours ≤ 3 ms per step. Process CPU per step is reported too:
 the bare graph's wall time is mostly thread hops to the SQLite connection, which stretch
