@@ -502,3 +502,28 @@ async def test_sqlite_file_settings(tmp_path: Path) -> None:
     with sqlite3.connect(path) as raw:  # the file is a plain SQLite database
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"sre_sessions", "sre_events", VERSION_TABLE} <= tables
+
+
+async def test_sqlite_stores_events_as_sqlalchemy_does(tmp_path: Path) -> None:
+    """On SQLite, events are stored in one call on the connection's thread, bound by the
+    columns' own types: the rows are those SQLAlchemy's insert writes, byte for byte."""
+    from server.store import events, sqlite_events
+
+    path = tmp_path / "events.db"
+    store = await Store.open(f"sqlite+aiosqlite:///{path}")
+    try:
+        event = {"type": "tool_call_finished", "data": {"size": 3, "text": "é ✓", "none": None}}
+        for n in (1, 2):
+            await _new(store, n)
+        async with store.write() as conn:
+            await events.insert_new(conn, {"s001": [(1, event)]}, T0)
+            await sqlite_events.insert_new(conn, {"s002": [(1, event)]}, T0, holder=None)
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as raw:
+        rows = raw.execute(
+            "SELECT session_id, seq, type, data, typeof(data), created_at, typeof(created_at) "
+            "FROM sre_events ORDER BY session_id"
+        ).fetchall()
+    assert [row[1:] for row in rows[:1]] == [row[1:] for row in rows[1:]]
+    assert json.loads(rows[1][3]) == event

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from graph.write_batches import GroupCommit
-from server.store import events, migrate, notices
+from server.store import events, migrate, notices, sqlite_events
 from server.store.engine import create_engine, masked_url, write_engine
 from server.store.errors import DuplicateSession, SessionNotFound
 from server.store.fencing import held_elsewhere, sessions_held_elsewhere
@@ -324,6 +324,9 @@ class Store:
             for session_id in sorted(batches):  # one order: no two callers wait on each other
                 await locks.enter_async_context(self._append_lock(session_id))
             async with self.write() as conn:
+                if self.dialect == "sqlite":  # one trip to the connection's thread
+                    await sqlite_events.insert_new(conn, batches, utcnow(), holder)
+                    return
                 if holder is not None:
                     fenced = await sessions_held_elsewhere(conn, sorted(batches), holder)
                     batches = {sid: b for sid, b in batches.items() if sid not in fenced}
