@@ -527,3 +527,27 @@ async def test_sqlite_stores_events_as_sqlalchemy_does(tmp_path: Path) -> None:
         ).fetchall()
     assert [row[1:] for row in rows[:1]] == [row[1:] for row in rows[1:]]
     assert json.loads(rows[1][3]) == event
+
+
+async def test_a_write_that_cannot_take_the_sqlite_lock_raises_sqlalchemys_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEGIN IMMEDIATE runs on the connection's thread directly; when another process holds
+    the write lock past the busy timeout, the error is SQLAlchemy's, as for any statement."""
+    from server.store import engine
+
+    monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    path = tmp_path / "locked.db"
+    store = await Store.open(f"sqlite+aiosqlite:///{path}")
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="database is locked"):
+            await _new(store, 1)
+        holder.execute("ROLLBACK")
+        await _new(store, 2)  # the lock is free again: the store writes
+        assert await store.get_session("s001") is None
+        assert await store.get_session("s002") is not None
+    finally:
+        holder.close()
+        await store.close()

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import await_
+
+from graph.sqlite_thread import in_connection_thread
 
 DEFAULT_URL = "sqlite+aiosqlite:///./data/sre-agent.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -104,4 +110,19 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(_WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        sql = "BEGIN IMMEDIATE" if write else "BEGIN"
+        driver = conn.connection.driver_connection
+        if not isinstance(driver, aiosqlite.Connection):
+            conn.exec_driver_sql(sql)
+            return
+        # One trip to the connection's thread; through the driver's cursor it took three.
+        # Its errors are raised as SQLAlchemy raises them ("database is locked": an
+        # OperationalError).
+        try:
+            await_(in_connection_thread(driver, _execute, sql))
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
+
+
+def _execute(raw: sqlite3.Connection, sql: str) -> None:
+    raw.execute(sql)
