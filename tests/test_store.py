@@ -551,3 +551,16 @@ async def test_a_write_that_cannot_take_the_sqlite_lock_raises_sqlalchemys_error
     finally:
         holder.close()
         await store.close()
+
+
+async def test_a_failed_sqlite_event_write_raises_sqlalchemys_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.db"
+    store = await Store.open(f"sqlite+aiosqlite:///{path}")
+    try:
+        await _new(store, 1)
+        with sqlite3.connect(path) as raw:
+            raw.execute("ALTER TABLE sre_events RENAME TO sre_events_gone")
+        with pytest.raises(OperationalError, match="no such table"):
+            await store.insert_events({"s001": [(1, {"type": "x"})]})
+    finally:
+        await store.close()

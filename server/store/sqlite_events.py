@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import aiosqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph.sqlite_thread import in_connection_thread
@@ -52,7 +53,10 @@ async def insert_new(
     }
     driver = (await conn.get_raw_connection()).driver_connection
     assert isinstance(driver, aiosqlite.Connection)
-    stored: set[str] = await in_connection_thread(driver, _insert_new, rows, holder)
+    try:
+        stored: set[str] = await in_connection_thread(driver, _insert_new, rows, holder)
+    except sqlite3.Error as exc:  # raised as SQLAlchemy raises a statement's errors
+        raise DBAPIError.instance(_INSERT, None, exc, sqlite3.Error) from exc
     return stored
 
 
