@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 from sqlalchemy import event
@@ -18,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import await_
 
 from graph.sqlite_thread import in_connection_thread
+
+T = TypeVar("T")
 
 DEFAULT_URL = "sqlite+aiosqlite:///./data/sre-agent.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -112,16 +115,23 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         write = conn.get_execution_options().get(_WRITE_OPTION, False)
         sql = "BEGIN IMMEDIATE" if write else "BEGIN"
         driver = conn.connection.driver_connection
-        if not isinstance(driver, aiosqlite.Connection):
+        if isinstance(driver, aiosqlite.Connection):
+            # one trip to the connection's thread; through the driver's cursor it took three
+            await_(on_sqlite_thread(driver, sql, _execute, sql))
+        else:
             conn.exec_driver_sql(sql)
-            return
-        # One trip to the connection's thread; through the driver's cursor it took three.
-        # Its errors are raised as SQLAlchemy raises them ("database is locked": an
-        # OperationalError).
-        try:
-            await_(in_connection_thread(driver, _execute, sql))
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
+
+
+async def on_sqlite_thread(
+    driver: aiosqlite.Connection, statement: str, fn: Callable[..., T], *args: Any
+) -> T:
+    """`fn(sqlite3_connection, *args)` in one call on the thread of `driver` (the store's
+    aiosqlite connection), its sqlite3 errors raised as SQLAlchemy raises a `statement`'s
+    ("database is locked": an OperationalError)."""
+    try:
+        return await in_connection_thread(driver, fn, *args)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
 
 def _execute(raw: sqlite3.Connection, sql: str) -> None:

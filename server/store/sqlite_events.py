@@ -10,16 +10,17 @@ are bound by the columns' own SQLAlchemy types, so the rows are stored exactly a
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 import aiosqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Column, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from graph.sqlite_thread import in_connection_thread
+from server.store.engine import on_sqlite_thread
 from server.store.events import Numbered, chunks
 from server.store.fencing import CheckpointFence
 from server.store.models import EVENTS
@@ -34,30 +35,29 @@ async def insert_new(
 ) -> set[str]:
     """`events.insert_new` after `fencing.sessions_held_elsewhere` (when `holder` is
     given), in `conn`'s transaction; returns the sessions that got any event."""
-    dialect = conn.dialect
-    as_data = EVENTS.c.data.type.bind_processor(dialect)
-    as_time = EVENTS.c.created_at.type.bind_processor(dialect)
-    created = as_time(now) if as_time else now
+    as_data, as_time = _binders(conn.dialect)
+    created = as_time(now)
     rows = {
         session_id: [
-            (
-                session_id,
-                seq,
-                str(event.get("type") or ""),
-                as_data(event) if as_data else event,
-                created,
-            )
+            (session_id, seq, str(event.get("type") or ""), as_data(event), created)
             for seq, event in numbered
         ]
         for session_id, numbered in batches.items()
     }
     driver = (await conn.get_raw_connection()).driver_connection
     assert isinstance(driver, aiosqlite.Connection)
-    try:
-        stored: set[str] = await in_connection_thread(driver, _insert_new, rows, holder)
-    except sqlite3.Error as exc:  # raised as SQLAlchemy raises a statement's errors
-        raise DBAPIError.instance(_INSERT, None, exc, sqlite3.Error) from exc
+    stored: set[str] = await on_sqlite_thread(driver, _INSERT, _insert_new, rows, holder)
     return stored
+
+
+@functools.lru_cache(maxsize=8)  # one dialect per engine
+def _binders(dialect: Dialect) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """How the `data` and `created_at` columns' types bind a value on `dialect`."""
+
+    def bound(column: Column[Any]) -> Callable[[Any], Any]:
+        return column.type.bind_processor(dialect) or (lambda value: value)
+
+    return bound(EVENTS.c.data), bound(EVENTS.c.created_at)
 
 
 def _insert_new(
