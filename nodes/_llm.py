@@ -11,9 +11,10 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
-from langgraph.config import get_config, get_stream_writer
+from langgraph.config import get_config
+from langgraph.runtime import get_runtime
 
-from graph.context import Context
+from graph.context import Context, event_sink
 from graph.direct_calls import ainvoke_model
 from graph.events import EventSink, EventType, emit, now_iso
 from graph.fallback import Answer, ModelChain
@@ -139,7 +140,7 @@ async def _report_fallback(ctx: Context, answer: Answer, *, step: str, iteration
     """A `degraded` progress event: which model failed, why, and which one answered."""
     failed = "; ".join(f"model {label} failed ({error})" for label, error in answer.failures)
     try:
-        sink = ctx.on_event or get_stream_writer()
+        sink = event_sink(get_runtime(Context))
         namespace = str(get_config().get("configurable", {}).get("checkpoint_ns", ""))
     except (RuntimeError, KeyError):  # called outside a graph run
         return
