@@ -55,7 +55,8 @@ async def sessions_held_elsewhere(
 
 @dataclass(frozen=True)
 class CheckpointFence:
-    """The checkpoint savers' fence (graph/thread_fence.py): a thread is a session."""
+    """The fence as one SQL query of its own: the checkpoint savers' (graph/thread_fence.py:
+    a thread is a session), and the event saves' on SQLite (sqlite_events.py)."""
 
     holder: str
 
