@@ -19,8 +19,9 @@ format."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -29,9 +30,11 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    get_checkpoint_id,
     get_checkpoint_metadata,
 )
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.checkpoint.sqlite.utils import load_pending_writes, pending_writes_sql
 
 from graph.checkpoint_order import CheckpointWriter
 from graph.checkpoints import Encoded, packed
@@ -235,12 +238,39 @@ class BlobSqliteSaver(AsyncSqliteSaver):
             await self._writer.aclose()
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        found = await super().aget_tuple(config)
+        """The stock saver's checkpoint (the one `config` names, else the thread's latest)
+        with its pending writes, read in one call on the connection's thread, where the
+        stock saver went there six times (four for a thread with no checkpoint yet, as
+        every new investigation and agent starts); then its values."""
+        await self.setup()
+        configurable = config["configurable"]
+        thread_id, ns = str(configurable["thread_id"]), configurable.get("checkpoint_ns", "")
+        wanted_id = get_checkpoint_id(config)
+        writes_sql = pending_writes_sql(self._has_task_path)
+        async with self.lock:
+            found = await in_connection_thread(
+                self.conn, _read_checkpoint, thread_id, ns, wanted_id, writes_sql
+            )
         if found is None:
             return None
-        thread_id = str(found.config["configurable"]["thread_id"])
-        blobs = await self._load_blobs(thread_id, _wanted([found]))
-        return _with_values(found, blobs)
+        (checkpoint_id, parent_id, type_, data, metadata), writes = found
+        if not wanted_id:
+            config = {
+                "configurable": {
+                    "thread_id": thread_id,
+                    "checkpoint_ns": ns,
+                    "checkpoint_id": checkpoint_id,
+                }
+            }
+        parent = {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": parent_id}
+        tup = CheckpointTuple(
+            config,
+            self.serde.loads_typed((type_, data)),
+            cast(CheckpointMetadata, json.loads(metadata) if metadata is not None else {}),
+            {"configurable": parent} if parent_id else None,
+            load_pending_writes(writes, self.serde),
+        )
+        return _with_values(tup, await self._load_blobs(thread_id, _wanted([tup])))
 
     async def alist(
         self,
@@ -286,6 +316,31 @@ class BlobSqliteSaver(AsyncSqliteSaver):
                 "DELETE FROM checkpoint_blobs WHERE thread_id = ?", (str(thread_id),)
             )
             await self.conn.commit()
+
+
+_CHECKPOINT_COLUMNS = "checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata"
+_CHECKPOINT_BY_ID = (
+    f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
+    "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
+)
+_LATEST_CHECKPOINT = (
+    f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
+    "WHERE thread_id = ? AND checkpoint_ns = ? ORDER BY checkpoint_id DESC LIMIT 1"
+)
+
+
+def _read_checkpoint(
+    raw: sqlite3.Connection, thread_id: str, ns: str, checkpoint_id: str | None, writes_sql: str
+) -> tuple[tuple[Any, ...], list[Any]] | None:
+    """(the checkpoint's row, its pending writes' rows), or None: the stock saver's two
+    queries, in one call on the connection's thread (`in_connection_thread`)."""
+    if checkpoint_id:
+        row = raw.execute(_CHECKPOINT_BY_ID, (thread_id, ns, checkpoint_id)).fetchone()
+    else:
+        row = raw.execute(_LATEST_CHECKPOINT, (thread_id, ns)).fetchone()
+    if row is None:
+        return None
+    return row, raw.execute(writes_sql, (thread_id, ns, row[0])).fetchall()
 
 
 def _bound(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:

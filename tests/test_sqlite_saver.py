@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import aiosqlite
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
@@ -182,3 +183,70 @@ async def test_values_compressed_by_earlier_versions_still_load(tmp_path: Path):
         state = await graph.aget_state(config("old"))
 
     assert state.values == {"big": BIG, "step": 4, "log": [1, 2, 3, 4]}
+
+
+async def test_a_checkpoint_reads_as_the_stock_saver_reads_it_with_its_values(tmp_path: Path):
+    """Latest or by id, with the pending writes of a step that failed half-way, in a
+    subgraph's namespace too, or none for an unknown thread: what the stock saver reads
+    from the same rows, plus the values it keeps in blobs."""
+
+    class Fan(TypedDict, total=False):
+        big: str
+        log: Annotated[list[str], operator.add]
+
+    def ok(state: Fan) -> dict[str, Any]:
+        return {"log": ["ok"]}
+
+    def boom(state: Fan) -> dict[str, Any]:
+        raise RuntimeError("tool server gone")
+
+    inner = StateGraph(State)
+    inner.add_node("a", lambda state: {"step": state.get("step", 0) + 1})
+    inner.add_edge(START, "a")
+    inner.add_edge("a", END)
+    builder = StateGraph(Fan)
+    builder.add_node("inner", inner.compile())
+    builder.add_node("ok", ok)
+    builder.add_node("boom", boom)
+    builder.add_edge(START, "inner")
+    builder.add_edge("inner", "ok")
+    builder.add_edge("inner", "boom")
+    async with open_checkpointer(f"sqlite+aiosqlite:///{tmp_path / 'history.db'}") as saver:
+        assert isinstance(saver, BlobSqliteSaver)
+        graph = builder.compile(checkpointer=saver)
+        with pytest.raises(RuntimeError):
+            await graph.ainvoke({"big": BIG}, config("t1"), subgraphs=True)
+        await saver.aclose()  # every queued write committed, for the stock reads below
+        ids = [
+            (
+                tup.config["configurable"]["checkpoint_ns"],
+                tup.config["configurable"]["checkpoint_id"],
+            )
+            for tup in [t async for t in saver.alist(None)]
+        ]
+        namespaces = {ns for ns, _ in ids}
+        configs: list[RunnableConfig] = [
+            {"configurable": {"thread_id": "t1", "checkpoint_ns": ns, "checkpoint_id": id_}}
+            for ns, id_ in ids
+        ] + [{"configurable": {"thread_id": "t1", "checkpoint_ns": ns}} for ns in namespaces]
+        configs.append({"configurable": {"thread_id": "unknown", "checkpoint_ns": ""}})
+        for cfg in configs:
+            ours = await saver.aget_tuple(cfg)
+            stock = await AsyncSqliteSaver.aget_tuple(saver, cfg)
+            if stock is None:
+                assert ours is None, cfg
+                continue
+            assert ours is not None, cfg
+            assert ours.config == stock.config
+            assert ours.parent_config == stock.parent_config
+            assert ours.metadata == stock.metadata
+            assert ours.pending_writes == stock.pending_writes
+            assert {**ours.checkpoint, "channel_values": {}} == stock.checkpoint
+        latest = await saver.aget_tuple(config("t1"))
+
+    assert len(namespaces) == 2, "the subgraph's checkpoints have a namespace of their own"
+    assert latest is not None
+    assert latest.checkpoint["channel_values"]["big"] == BIG
+    written = {(channel, repr(value)) for _, channel, value in latest.pending_writes or []}
+    assert ("log", "['ok']") in written, "the node that finished keeps its write"
+    assert ("__error__", repr("RuntimeError('tool server gone')")) in written
