@@ -504,11 +504,16 @@ async def test_sqlite_file_settings(tmp_path: Path) -> None:
     assert {"sre_sessions", "sre_events", VERSION_TABLE} <= tables
 
 
-async def test_sqlite_stores_events_as_sqlalchemy_does(tmp_path: Path) -> None:
-    """On SQLite, events are stored in one call on the connection's thread, bound by the
-    columns' own types: the rows are those SQLAlchemy's insert writes, byte for byte."""
-    from server.store import events, sqlite_events
+async def test_sqlite_stores_events_as_sqlalchemy_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a SQLite file, events are stored in one call on the thread of a connection of
+    their own, bound by the columns' own types: the rows are those SQLAlchemy's insert
+    writes, byte for byte."""
+    from server.store import events
+    from server.store import store as store_module
 
+    monkeypatch.setattr(store_module, "utcnow", lambda: T0)
     path = tmp_path / "events.db"
     store = await Store.open(f"sqlite+aiosqlite:///{path}")
     try:
@@ -517,7 +522,8 @@ async def test_sqlite_stores_events_as_sqlalchemy_does(tmp_path: Path) -> None:
             await _new(store, n)
         async with store.write() as conn:
             await events.insert_new(conn, {"s001": [(1, event)]}, T0)
-            await sqlite_events.insert_new(conn, {"s002": [(1, event)]}, T0, holder=None)
+        await store.insert_events({"s002": [(1, event)]})
+        assert store._sqlite is not None, "the events went the SQLite file's own way"
     finally:
         await store.close()
     with sqlite3.connect(path) as raw:
@@ -533,7 +539,8 @@ async def test_a_write_that_cannot_take_the_sqlite_lock_raises_sqlalchemys_error
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """BEGIN IMMEDIATE runs on the connection's thread directly; when another process holds
-    the write lock past the busy timeout, the error is SQLAlchemy's, as for any statement."""
+    the write lock past the busy timeout, the error is SQLAlchemy's, as for any statement,
+    for the session index and the event log alike."""
     from server.store import engine
 
     monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_MS", 50)
@@ -541,13 +548,18 @@ async def test_a_write_that_cannot_take_the_sqlite_lock_raises_sqlalchemys_error
     store = await Store.open(f"sqlite+aiosqlite:///{path}")
     holder = sqlite3.connect(path, isolation_level=None)
     try:
+        await _new(store, 3)
         holder.execute("BEGIN IMMEDIATE")
         with pytest.raises(OperationalError, match="database is locked"):
             await _new(store, 1)
+        with pytest.raises(OperationalError, match="database is locked"):
+            await store.insert_events({"s003": [(1, {"type": "x"})]})
         holder.execute("ROLLBACK")
         await _new(store, 2)  # the lock is free again: the store writes
+        await store.insert_events({"s003": [(1, {"type": "x"})]})
         assert await store.get_session("s001") is None
         assert await store.get_session("s002") is not None
+        assert [seq for seq, _ in await store.events_after("s003")] == [1]
     finally:
         holder.close()
         await store.close()

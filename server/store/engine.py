@@ -97,6 +97,24 @@ def write_engine(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{_WRITE_OPTION: True})
 
 
+def configure_sqlite(conn: Any) -> None:
+    """The pragmas of every connection the store opens on a SQLite file (`conn`: a
+    connection or cursor that executes statements): waits for the write lock up to the busy
+    timeout, write-ahead log, no sync at every commit."""
+    conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+
+
+def sqlite_file(url: str | URL) -> str | None:
+    """The path of the SQLite database file `url` names; None for anything else (another
+    database, an in-memory or URI-named SQLite database)."""
+    u = normalize_url(url)
+    if u.get_backend_name() != "sqlite" or not _is_file_database(u):
+        return None
+    return str(Path(u.database or "").expanduser())
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -104,9 +122,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            configure_sqlite(cursor)
         finally:
             cursor.close()
 

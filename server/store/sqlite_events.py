@@ -1,12 +1,13 @@
-"""Storing events on SQLite in one call on the connection's thread.
+"""Storing events on a SQLite file in one call on the thread of the store's write
+connection (sqlite_writes.py).
 
-aiosqlite runs each connection on a thread of its own, and SQLAlchemy's adapter makes a
-round trip to it for every cursor, execute, fetch and close: the fencing query, the
-last-seq query and the insert of one save took 11 of them (16 with BEGIN and COMMIT), each
-a wake-up of the event loop and a wait behind whatever else it had queued. Here the three
-run as one function on that thread, inside the transaction SQLAlchemy began. The values
-are bound by the columns' own SQLAlchemy types, so the rows are stored exactly as
-`events.insert_new` stores them; the rules are the same (fencing.py, events.py)."""
+SQLAlchemy's aiosqlite adapter made a round trip to the connection's thread for every
+cursor, execute, fetch and close: the fencing query, the last-seq query and the insert of
+one save took 11 of them, and the transaction around them (pool checkout, BEGIN, COMMIT,
+the reset on return) cost more than all the statements. Here the three run as one
+function inside a transaction of their own. The values are bound by the columns' own
+SQLAlchemy types, so the rows are stored exactly as `events.insert_new` stores them; the
+rules are the same (fencing.py, events.py)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
 from sqlalchemy import Column, Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.store.engine import on_sqlite_thread
 from server.store.events import Numbered, chunks
 from server.store.fencing import CheckpointFence
 from server.store.models import EVENTS
+from server.store.sqlite_writes import SqliteWrites
 
 _INSERT = (
     f"INSERT INTO {EVENTS.name} (session_id, seq, type, data, created_at) VALUES (?, ?, ?, ?, ?)"
@@ -31,11 +30,15 @@ _INSERT = (
 
 
 async def insert_new(
-    conn: AsyncConnection, batches: Mapping[str, Numbered], now: datetime, holder: str | None
+    writes: SqliteWrites,
+    dialect: Dialect,
+    batches: Mapping[str, Numbered],
+    now: datetime,
+    holder: str | None,
 ) -> set[str]:
     """`events.insert_new` after `fencing.sessions_held_elsewhere` (when `holder` is
-    given), in `conn`'s transaction; returns the sessions that got any event."""
-    as_data, as_time = _binders(conn.dialect)
+    given), in a transaction of `writes`; returns the sessions that got any event."""
+    as_data, as_time = _binders(dialect)
     created = as_time(now)
     rows = {
         session_id: [
@@ -44,9 +47,7 @@ async def insert_new(
         ]
         for session_id, numbered in batches.items()
     }
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert isinstance(driver, aiosqlite.Connection)
-    stored: set[str] = await on_sqlite_thread(driver, _INSERT, _insert_new, rows, holder)
+    stored: set[str] = await writes.transaction(_INSERT, _insert_new, rows, holder)
     return stored
 
 

@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from graph.write_batches import GroupCommit
 from server.store import events, migrate, notices, sqlite_events
-from server.store.engine import create_engine, masked_url, write_engine
+from server.store.engine import create_engine, masked_url, sqlite_file, write_engine
 from server.store.errors import DuplicateSession, SessionNotFound
 from server.store.fencing import held_elsewhere, sessions_held_elsewhere
 from server.store.models import EVENTS, SESSION_COLUMNS, SESSIONS, as_utc
 from server.store.records import FINISHED, STATUSES, UNFINISHED, SessionRecord
+from server.store.sqlite_writes import SqliteWrites
 
 # Columns `update_session` may not change.
 _FROZEN_COLUMNS = frozenset({"session_id"})
@@ -63,6 +64,10 @@ class Store:
         # new sessions' rows, those asked for meanwhile committed together (a burst of
         # alerts waited for a transaction each on SQLite's one write lock)
         self._inserts = GroupCommit(self._insert_sessions, name="session inserts")
+        # on a SQLite file, the event log's writes go through a connection of their own
+        # (sqlite_writes.py), opened on first use
+        self._sqlite_path = sqlite_file(url)
+        self._sqlite: asyncio.Task[SqliteWrites] | None = None
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -89,7 +94,26 @@ class Store:
         return store
 
     async def close(self) -> None:
+        opening, self._sqlite = self._sqlite, None
+        if opening is not None:
+            with contextlib.suppress(Exception):  # it failed to open: nothing to close
+                await (await opening).aclose()
         await self._engine.dispose()
+
+    async def _sqlite_writes(self) -> SqliteWrites | None:
+        """The write connection of a SQLite file (None for any other database), opened by
+        the first caller; a failed opening is tried again by the next."""
+        if self._sqlite_path is None:
+            return None
+        if self._sqlite is None:
+            self._sqlite = asyncio.ensure_future(SqliteWrites.open(self._sqlite_path))
+        opening = self._sqlite
+        try:
+            return await asyncio.shield(opening)
+        except Exception:
+            if self._sqlite is opening:
+                self._sqlite = None
+            raise
 
     async def __aenter__(self) -> Self:
         return self
@@ -323,10 +347,14 @@ class Store:
         async with contextlib.AsyncExitStack() as locks:
             for session_id in sorted(batches):  # one order: no two callers wait on each other
                 await locks.enter_async_context(self._append_lock(session_id))
+            writes = await self._sqlite_writes()
+            if writes is not None:  # one trip to the thread of the store's write connection
+                async with self.write_lock or contextlib.nullcontext():
+                    await sqlite_events.insert_new(
+                        writes, self._engine.dialect, batches, utcnow(), holder
+                    )
+                return
             async with self.write() as conn:
-                if self.dialect == "sqlite":  # one trip to the connection's thread
-                    await sqlite_events.insert_new(conn, batches, utcnow(), holder)
-                    return
                 if holder is not None:
                     fenced = await sessions_held_elsewhere(conn, sorted(batches), holder)
                     batches = {sid: b for sid, b in batches.items() if sid not in fenced}
