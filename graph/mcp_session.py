@@ -1,6 +1,6 @@
-"""How a session to one MCP server is opened: over stdio (the server's stderr to a log
-file, its end noticed at once) or HTTP, as a session that checks tool results against
-compiled output schemas.
+"""How a session to one MCP server is opened: over stdio (graph/mcp_stdio.py: the
+server's stderr to a log file, its end noticed at once) or HTTP, as a session that checks
+tool results against compiled output schemas.
 
 The MCP SDK validates a tool's structured result against the tool's output schema on
 every call, and its `jsonschema.validate` checks the schema itself against the
@@ -21,13 +21,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp import ClientSession, StdioServerParameters, types
-from mcp.client.stdio import stdio_client
 from mcp.shared.message import SessionMessage
 
 from graph.config import MCPServerConfig
+from graph.mcp_stdio import Incoming, stdio_server
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -137,39 +136,14 @@ async def open_session(
         cwd=config.cwd,
     )
     with _errlog(name, log_dir) as errlog:
-        async with stdio_client(params, errlog=errlog) as (read, write):
-            watched = cast("MemoryObjectReceiveStream[Incoming]", _Watched(read, lost))
-            async with ValidatingSession(watched, write) as session:
+        async with stdio_server(params, errlog, lost) as (output, input_):
+            session = ValidatingSession(
+                cast("MemoryObjectReceiveStream[Incoming]", output),
+                cast("MemoryObjectSendStream[SessionMessage]", input_),
+            )
+            async with session:
                 await session.initialize()
                 yield session
-
-
-Incoming = SessionMessage | Exception
-
-
-class _Watched:
-    """The server's stdout as the session reads it, setting `lost` when it ends (the
-    server exited) or the session lets go of it."""
-
-    def __init__(self, stream: MemoryObjectReceiveStream[Incoming], lost: asyncio.Event) -> None:
-        self._stream, self._lost = stream, lost
-
-    async def __aenter__(self) -> _Watched:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._lost.set()
-        await self._stream.aclose()
-
-    def __aiter__(self) -> _Watched:
-        return self
-
-    async def __anext__(self) -> Incoming:
-        try:
-            return await self._stream.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            self._lost.set()
-            raise StopAsyncIteration from None
 
 
 @contextlib.contextmanager
