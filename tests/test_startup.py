@@ -69,4 +69,4 @@ def test_the_collector_pauses_while_loading_then_skips_what_was_loaded() -> None
     not_paused, while_loading, once_loaded = out.stdout.splitlines()
     assert not_paused == "0 700"
     assert while_loading == "False True"  # allocations counted, none collected
-    assert once_loaded == "True True 10000"
+    assert once_loaded == "True True 50000"
