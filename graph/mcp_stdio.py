@@ -2,10 +2,11 @@
 message per line on its stdin and its stdout.
 
 The MCP SDK's `stdio_client` runs two tasks per server, one writing and one reading, and
-hands each message between them and the session through anyio memory streams: four task
-switches and five stream operations per tool call, each with anyio's cancellation
-checkpoints. Here the session writes a request to the pipe itself, and its receive loop
-reads and parses the server's output itself. The process is started and stopped as the
+hands each message between them and the session through an anyio memory stream: a
+request went to the writer task, a response from the reader task to the session's receive
+loop, each one more task switch and stream hand-off with anyio's cancellation checkpoints.
+Here the session writes a request to the pipe itself, and its receive loop reads and
+parses the server's output itself. The process is started and stopped as the
 SDK does it (its own session and process group, the SDK's default environment, stdin
 closed first, then the whole group terminated after a grace period), and a message the
 session cannot parse reaches it as the SDK passes it on: as the exception."""
