@@ -576,3 +576,31 @@ async def test_a_failed_sqlite_event_write_raises_sqlalchemys_error(tmp_path: Pa
             await store.insert_events({"s001": [(1, {"type": "x"})]})
     finally:
         await store.close()
+
+
+async def test_closing_the_store_closes_the_connection_of_its_event_writes(tmp_path: Path) -> None:
+    """The event log's SQLite connection runs on a thread of its own, which would keep the
+    process from exiting: closing the store ends it, and a closed store does not open it
+    again."""
+    import gc
+    import threading
+    import warnings
+
+    before = threading.active_count()
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'closing.db'}")
+    await _new(store, 1)
+    await store.insert_events({"s001": [(1, {"type": "x"})]})
+    assert threading.active_count() > before
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await store.close()
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], "closed, not lost"
+    for _ in range(100):  # a closed connection's thread ends after its last call
+        if threading.active_count() == before:
+            break
+        await asyncio.sleep(0.01)
+    assert threading.active_count() == before
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.insert_events({"s001": [(2, {"type": "x"})]})
+    assert threading.active_count() == before

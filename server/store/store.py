@@ -68,6 +68,7 @@ class Store:
         # (sqlite_writes.py), opened on first use
         self._sqlite_path = sqlite_file(url)
         self._sqlite: asyncio.Task[SqliteWrites] | None = None
+        self._closed = False
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -94,6 +95,7 @@ class Store:
         return store
 
     async def close(self) -> None:
+        self._closed = True
         opening, self._sqlite = self._sqlite, None
         if opening is not None:
             with contextlib.suppress(Exception):  # it failed to open: nothing to close
@@ -102,9 +104,12 @@ class Store:
 
     async def _sqlite_writes(self) -> SqliteWrites | None:
         """The write connection of a SQLite file (None for any other database), opened by
-        the first caller; a failed opening is tried again by the next."""
+        the first caller; a failed opening is tried again by the next. Not after `close`:
+        its thread would keep the process from exiting."""
         if self._sqlite_path is None:
             return None
+        if self._closed:
+            raise RuntimeError("the store is closed")
         if self._sqlite is None:
             self._sqlite = asyncio.ensure_future(SqliteWrites.open(self._sqlite_path))
         opening = self._sqlite
