@@ -30,26 +30,34 @@ def sqlite_transaction(
     are dropped."""
 
     def transaction(raw: sqlite3.Connection, statements: list[Statement]) -> None:
-        try:
-            if fence is not None:
-                if not raw.in_transaction:  # the write lock first: no takeover between
-                    raw.execute("BEGIN IMMEDIATE")  # the check and the writes
-                sql, params = fence.query(thread_ids(statements), "?")
-                fenced = {str(row[0]) for row in raw.execute(sql, params).fetchall()}
-                statements = without(statements, fenced)
-            for statement in statements:
-                raw.executemany(statement.sql, bind(statement.rows))
-            raw.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                raw.rollback()
-            raise
+        if fence is not None:  # the write lock is taken first: no takeover between the
+            sql, params = fence.query(thread_ids(statements), "?")  # check and the writes
+            fenced = {str(row[0]) for row in raw.execute(sql, params).fetchall()}
+            statements = without(statements, fenced)
+        for statement in statements:
+            raw.executemany(statement.sql, bind(statement.rows))
 
     async def run(statements: list[Statement]) -> None:
         async with lock:
-            await in_connection_thread(conn, transaction, statements)
+            await in_connection_thread(conn, write_transaction, transaction, statements)
 
     return run
+
+
+def write_transaction(raw: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(raw, *args)` in a write transaction (for `in_connection_thread`): it begins with
+    BEGIN IMMEDIATE, SQLite's write lock taken first, unless one is open already; committed
+    when `fn` returns, rolled back when it raises."""
+    if not raw.in_transaction:
+        raw.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(raw, *args)
+        raw.commit()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            raw.rollback()
+        raise
+    return result
 
 
 async def in_connection_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:

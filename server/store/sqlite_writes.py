@@ -7,19 +7,18 @@ three round trips to the connection's thread (BEGIN, COMMIT, the reset when the
 connection went back to the pool), each a wake-up of that thread and of the event loop.
 SQLite itself takes a few microseconds for a small transaction. The event log writes one
 every few events of every session, so its writes come here: BEGIN IMMEDIATE, the work and
-COMMIT run as one function on this connection's thread, with the pragmas the engine's
-connections get, and errors raised as SQLAlchemy raises them."""
+COMMIT run as one function on this connection's thread (`write_transaction`, as the
+checkpointer's batches do), with the pragmas the engine's connections get, and errors
+raised as SQLAlchemy raises them."""
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import aiosqlite
 
-from graph.sqlite_thread import in_connection_thread
+from graph.sqlite_thread import in_connection_thread, write_transaction
 from server.store.engine import configure_sqlite, on_sqlite_thread
 
 T = TypeVar("T")
@@ -46,19 +45,7 @@ class SqliteWrites:
         """`fn(sqlite3_connection, *args)` in a write transaction, committed when it
         returns and rolled back when it raises, in one call on the connection's thread;
         sqlite3 errors are raised as SQLAlchemy raises `statement`'s."""
-        return await on_sqlite_thread(self._conn, statement, _in_transaction, fn, *args)
+        return await on_sqlite_thread(self._conn, statement, write_transaction, fn, *args)
 
     async def aclose(self) -> None:
         await self._conn.close()
-
-
-def _in_transaction(raw: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
-    raw.execute("BEGIN IMMEDIATE")  # the write lock first, as the store's writes take it
-    try:
-        result = fn(raw, *args)
-        raw.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            raw.execute("ROLLBACK")
-        raise
-    return result
