@@ -77,8 +77,9 @@ def create_engine(url: str | URL) -> AsyncEngine:
     u = normalize_url(url)
     backend = u.get_backend_name()
     if backend == "sqlite":
-        if _is_file_database(u):
-            Path(u.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(u)
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(u, json_serializer=json_dumps)
         _configure_sqlite(engine)
         return engine
