@@ -13,6 +13,7 @@ import pytest
 
 from server.index_writer import IndexWriter
 from server.store import Store
+from server.store.database import SqliteFile
 
 
 @pytest.fixture
@@ -91,16 +92,10 @@ async def test_a_failing_database_is_reported(store: Store):
     health = Health()
     writer = IndexWriter(store, on_error=health.error, on_ok=health.good, window=0.01)
     await store.close()
-    store._engine = store._writer = _broken_engine()  # type: ignore[assignment]
+    store.db = SqliteFile("/nonexistent-dir/x.db")
     writer.update("s0", {"status": "processing"})
     await writer.flush()
     assert len(health.errors) == 1 and health.ok == 0
-
-
-def _broken_engine() -> Any:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    return create_async_engine("sqlite+aiosqlite:////nonexistent-dir/x.db")
 
 
 async def test_updates_the_database_refused_are_written_once_it_is_back(store: Store):

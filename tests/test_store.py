@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from server.store import DuplicateSession, SessionNotFound, SessionRecord, Store, migrate
+from server.store.database import SqliteFile
 from server.store.migrate import include_name
 from server.store.models import VERSION_TABLE, Base
 
@@ -507,9 +508,9 @@ async def test_sqlite_file_settings(tmp_path: Path) -> None:
 async def test_sqlite_stores_events_as_sqlalchemy_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a SQLite file, events are stored in one call on the thread of a connection of
-    their own, bound by the columns' own types: the rows are those SQLAlchemy's insert
-    writes, byte for byte."""
+    """On a SQLite file, events are stored on a connection of the store's own, through
+    SQLAlchemy's synchronous SQLite driver: the rows are those the asyncio engine (the
+    migrations', and any tool's) writes, byte for byte."""
     from server.store import events
     from server.store import store as store_module
 
@@ -520,10 +521,10 @@ async def test_sqlite_stores_events_as_sqlalchemy_does(
         event = {"type": "tool_call_finished", "data": {"size": 3, "text": "é ✓", "none": None}}
         for n in (1, 2):
             await _new(store, n)
-        async with store.write() as conn:
-            await events.insert_new(conn, {"s001": [(1, event)]}, T0)
+        async with store.engine.begin() as conn:
+            await conn.run_sync(events.insert_new, {"s001": [(1, event)]}, T0)
         await store.insert_events({"s002": [(1, event)]})
-        assert store._sqlite is not None, "the events went the SQLite file's own way"
+        assert isinstance(store.db, SqliteFile), "the events went the SQLite file's own way"
     finally:
         await store.close()
     with sqlite3.connect(path) as raw:
@@ -578,10 +579,10 @@ async def test_a_failed_sqlite_event_write_raises_sqlalchemys_error(tmp_path: Pa
         await store.close()
 
 
-async def test_closing_the_store_closes_the_connection_of_its_event_writes(tmp_path: Path) -> None:
-    """The event log's SQLite connection runs on a thread of its own, which would keep the
-    process from exiting: closing the store ends it, and a closed store does not open it
-    again."""
+async def test_closing_the_store_closes_its_sqlite_connections(tmp_path: Path) -> None:
+    """The store's SQLite connections (its writer, its readers) run on threads of their
+    own, which would keep the process from exiting: closing the store ends them, and a
+    closed store does not open them again."""
     import gc
     import threading
     import warnings
@@ -590,7 +591,8 @@ async def test_closing_the_store_closes_the_connection_of_its_event_writes(tmp_p
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'closing.db'}")
     await _new(store, 1)
     await store.insert_events({"s001": [(1, {"type": "x"})]})
-    assert threading.active_count() > before
+    assert await store.last_seq("s001") == 1
+    assert threading.active_count() >= before + 2  # a writer and a reader
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         await store.close()
@@ -603,4 +605,6 @@ async def test_closing_the_store_closes_the_connection_of_its_event_writes(tmp_p
     assert threading.active_count() == before
     with pytest.raises(RuntimeError, match="closed"):
         await store.insert_events({"s001": [(2, {"type": "x"})]})
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.last_seq("s001")
     assert threading.active_count() == before

@@ -17,46 +17,52 @@ session nobody holds (released, or written before leases)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, Select, String, and_, bindparam, or_, select
+from sqlalchemy.engine import Connection
 
 from server.store.events import chunks
 from server.store.models import SESSIONS
 from server.store.records import UNFINISHED
 
+HOLDER = "holder"
+"""The bound parameter of `held_elsewhere`: the replica writing."""
 
-def held_elsewhere(holder: str) -> ColumnElement[bool]:
-    """An unfinished session that a replica other than `holder` holds. (The statuses
-    are compared one by one rather than with `IN`: SQLAlchemy's expanding `IN` parameter
-    cannot be part of an executemany, as the index updates are.)"""
+
+def held_elsewhere() -> ColumnElement[bool]:
+    """An unfinished session that a replica other than the one bound as `HOLDER` holds.
+    (The statuses are compared one by one rather than with `IN`: SQLAlchemy's expanding
+    `IN` parameter cannot be part of an executemany, as the index updates are.)"""
     return and_(
         SESSIONS.c.owner.is_not(None),
-        SESSIONS.c.owner != holder,
+        SESSIONS.c.owner != bindparam(HOLDER),
         or_(*(SESSIONS.c.status == status for status in UNFINISHED)),
     )
 
 
-async def sessions_held_elsewhere(
-    conn: AsyncConnection, session_ids: Sequence[str], holder: str
-) -> set[str]:
+@functools.cache  # built once: building it took longer than running it
+def _held_query() -> Select[Any]:
+    ids = bindparam("ids", expanding=True, type_=String)
+    return select(SESSIONS.c.session_id).where(SESSIONS.c.session_id.in_(ids), held_elsewhere())
+
+
+def sessions_held_elsewhere(conn: Connection, session_ids: Sequence[str], holder: str) -> set[str]:
     """Those of `session_ids` that `holder` must not write to now."""
     found: set[str] = set()
     for chunk in chunks(session_ids):
-        query = select(SESSIONS.c.session_id).where(
-            SESSIONS.c.session_id.in_(chunk), held_elsewhere(holder)
-        )
-        found.update((await conn.execute(query)).scalars().all())
+        rows = conn.execute(_held_query(), {"ids": list(chunk), HOLDER: holder})
+        found.update(rows.scalars().all())
     return found
 
 
 @dataclass(frozen=True)
 class CheckpointFence:
     """The fence as one SQL query of its own: the checkpoint savers' (graph/thread_fence.py:
-    a thread is a session), and the event saves' on SQLite (sqlite_events.py)."""
+    a thread is a session)."""
 
     holder: str
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, or_, select, update
+from sqlalchemy.engine import Connection
 
 from server.store.models import SESSIONS
 from server.store.records import UNFINISHED, SessionRecord
@@ -56,26 +58,22 @@ class Leases:
             .where(SESSIONS.c.status.in_(UNFINISHED), self._free(now, own=own))
             .order_by(SESSIONS.c.started_at, SESSIONS.c.session_id)
         )
-        async with self.store.engine.connect() as conn:
-            candidates = [
-                SessionRecord(**row) for row in (await conn.execute(query)).mappings().all()
-            ]
+        candidates = await self.store.read(_candidates, query)
         claimed = []
         until = self.expiry(now)
         for record in candidates:
             if record.session_id in besides or unless(record):
                 continue
-            async with self.store.write() as conn:
-                result = await conn.execute(
-                    update(SESSIONS)
-                    .where(
-                        SESSIONS.c.session_id == record.session_id,
-                        SESSIONS.c.status.in_(UNFINISHED),
-                        self._free(now, own=own),
-                    )
-                    .values(owner=self.owner, lease_expires_at=until)
+            claim = (
+                update(SESSIONS)
+                .where(
+                    SESSIONS.c.session_id == record.session_id,
+                    SESSIONS.c.status.in_(UNFINISHED),
+                    self._free(now, own=own),
                 )
-            if result.rowcount == 1:
+                .values(owner=self.owner, lease_expires_at=until)
+            )
+            if await self.store.write(_rowcount, claim) == 1:
                 claimed.append(replace(record, owner=self.owner, lease_expires_at=until))
         return claimed
 
@@ -84,26 +82,36 @@ class Leases:
         took them over while this one could not renew)."""
         if not session_ids:
             return set()
-        ids = list(session_ids)
-        async with self.store.write() as conn:
-            await conn.execute(
-                update(SESSIONS)
-                .where(SESSIONS.c.session_id.in_(ids), SESSIONS.c.owner == self.owner)
-                .values(lease_expires_at=self.expiry())
-            )
-            taken = await conn.execute(
-                select(SESSIONS.c.session_id).where(
-                    SESSIONS.c.session_id.in_(ids), SESSIONS.c.owner != self.owner
-                )
-            )
-            return set(taken.scalars().all())
+        return await self.store.write(_renew, list(session_ids), self.owner, self.expiry())
 
     async def release(self) -> None:
         """Give up this replica's unfinished sessions: another replica, or this one's next
         start, resumes them at once."""
-        async with self.store.write() as conn:
-            await conn.execute(
-                update(SESSIONS)
-                .where(SESSIONS.c.owner == self.owner, SESSIONS.c.status.in_(UNFINISHED))
-                .values(owner=None, lease_expires_at=None)
-            )
+        release = (
+            update(SESSIONS)
+            .where(SESSIONS.c.owner == self.owner, SESSIONS.c.status.in_(UNFINISHED))
+            .values(owner=None, lease_expires_at=None)
+        )
+        await self.store.write(_rowcount, release)
+
+
+def _candidates(conn: Connection, query: Select[Any]) -> list[SessionRecord]:
+    return [SessionRecord(**row) for row in conn.execute(query).mappings().all()]
+
+
+def _rowcount(conn: Connection, statement: Update) -> int:
+    return conn.execute(statement).rowcount
+
+
+def _renew(conn: Connection, ids: list[str], owner: str, until: datetime) -> set[str]:
+    conn.execute(
+        update(SESSIONS)
+        .where(SESSIONS.c.session_id.in_(ids), SESSIONS.c.owner == owner)
+        .values(lease_expires_at=until)
+    )
+    taken = conn.execute(
+        select(SESSIONS.c.session_id).where(
+            SESSIONS.c.session_id.in_(ids), SESSIONS.c.owner != owner
+        )
+    )
+    return set(taken.scalars().all())

@@ -20,8 +20,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
-from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import URL, Connection
 
 from server.retries import wait_after
 from server.store import events
@@ -38,10 +37,10 @@ _POLL_ROWS = 5000
 _NOTIFY = f"SELECT pg_notify('{CHANNEL}', sid) FROM unnest(CAST(:ids AS text[])) AS sid"
 
 
-async def notify(conn: AsyncConnection, session_ids: Collection[str]) -> None:
+def notify(conn: Connection, session_ids: Collection[str]) -> None:
     """Announce, in `conn`'s transaction, that events of `session_ids` were stored."""
     if session_ids and conn.dialect.name == "postgresql":
-        await conn.execute(text(_NOTIFY), {"ids": sorted(session_ids)})
+        conn.execute(text(_NOTIFY), {"ids": sorted(session_ids)})
 
 
 class Watch:
@@ -182,14 +181,12 @@ class SqliteNotices(EventNotices):
     async def _poll_while_watched(self) -> None:
         while True:
             await self._wanted.wait()
-            async with self._store.engine.connect() as conn:
-                mark = await events.last_rowid(conn)
+            mark = await self._store.read(events.last_rowid)
             self.listening.set()
             self._wake_all()  # whatever was stored before the mark: read again
             while self._watches:
                 await asyncio.sleep(self._interval)
-                async with self._store.engine.connect() as conn:
-                    mark, stored = await events.sessions_since(conn, mark, _POLL_ROWS)
+                mark, stored = await self._store.read(events.sessions_since, mark, _POLL_ROWS)
                 for session_id in stored:
                     self._wake(session_id)
             self.listening.clear()

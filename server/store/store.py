@@ -4,25 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, text, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Update,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graph.write_batches import GroupCommit
-from server.store import events, migrate, notices, sqlite_events
-from server.store.engine import create_engine, masked_url, sqlite_file, write_engine
+from server.store import events, migrate, notices
+from server.store.database import Database, EngineDatabase, Operation, P, SqliteFile, T
+from server.store.engine import create_engine, masked_url, sqlite_file
 from server.store.errors import DuplicateSession, SessionNotFound
-from server.store.fencing import held_elsewhere, sessions_held_elsewhere
+from server.store.fencing import HOLDER, held_elsewhere, sessions_held_elsewhere
 from server.store.models import EVENTS, SESSION_COLUMNS, SESSIONS, as_utc
 from server.store.records import FINISHED, STATUSES, UNFINISHED, SessionRecord
-from server.store.sqlite_writes import SqliteWrites
 
 # Columns `update_session` may not change.
 _FROZEN_COLUMNS = frozenset({"session_id"})
@@ -51,12 +63,14 @@ class Store:
 
     `Store(url)` only builds the engine; `await Store.open(url)` also runs the migrations and
     is what the application uses. All datetimes in and out are aware UTC (naive ones are taken
-    to be UTC)."""
+    to be UTC). Each operation is a function of a SQLAlchemy `Connection`, run by `read` or
+    `write` (database.py); the engine (`engine`) serves the migrations."""
 
     def __init__(self, url: str) -> None:
         self.write_lock: asyncio.Lock | None = None  # see write
         self._engine: AsyncEngine = create_engine(url)
-        self._writer: AsyncEngine = write_engine(self._engine)
+        path = sqlite_file(url)
+        self.db: Database = EngineDatabase(self._engine) if path is None else SqliteFile(path)
         self.url: str = masked_url(url)
         self._append_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -64,24 +78,21 @@ class Store:
         # new sessions' rows, those asked for meanwhile committed together (a burst of
         # alerts waited for a transaction each on SQLite's one write lock)
         self._inserts = GroupCommit(self._insert_sessions, name="session inserts")
-        # on a SQLite file, the event log's writes go through a connection of their own
-        # (sqlite_writes.py), opened on first use
-        self._sqlite_path = sqlite_file(url)
-        self._sqlite: asyncio.Task[SqliteWrites] | None = None
-        self._closed = False
 
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction (the store's own, and its companions': leases.py). With
-        SQLite, writers queue on `write_lock` (shared with the checkpointer): SQLite has one
-        write lock, and its busy handler sleeps in growing steps, which under load becomes a
-        convoy and then "database is locked"."""
+    async def read(self, fn: Operation[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn(connection, ...)` in a read transaction (the store's own operations, and its
+        companions': leases.py, notices.py)."""
+        return await self.db.read(fn, *args, **kwargs)
+
+    async def write(self, fn: Operation[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn(connection, ...)` in a write transaction. With SQLite, writers queue on
+        `write_lock` (shared with the checkpointer): SQLite has one write lock, and its busy
+        handler sleeps in growing steps, which under load becomes a convoy and then
+        "database is locked"."""
         if self.write_lock is None or self.dialect != "sqlite":
-            async with self._writer.begin() as conn:
-                yield conn
-            return
-        async with self.write_lock, self._writer.begin() as conn:
-            yield conn
+            return await self.db.write(fn, *args, **kwargs)
+        async with self.write_lock:
+            return await self.db.write(fn, *args, **kwargs)
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -89,36 +100,16 @@ class Store:
         store = cls(url)
         try:
             await migrate.upgrade(store._engine)
+            if isinstance(store.db, SqliteFile):
+                await store._engine.dispose()  # its connection (a thread) is not needed now
         except BaseException:
             await store.close()
             raise
         return store
 
     async def close(self) -> None:
-        self._closed = True
-        opening, self._sqlite = self._sqlite, None
-        if opening is not None:
-            with contextlib.suppress(Exception):  # it failed to open: nothing to close
-                await (await opening).aclose()
+        await self.db.aclose()
         await self._engine.dispose()
-
-    async def _sqlite_writes(self) -> SqliteWrites | None:
-        """The write connection of a SQLite file (None for any other database), opened by
-        the first caller; a failed opening is tried again by the next. Not after `close`:
-        its thread would keep the process from exiting."""
-        if self._sqlite_path is None:
-            return None
-        if self._closed:
-            raise RuntimeError("the store is closed")
-        if self._sqlite is None:
-            self._sqlite = asyncio.ensure_future(SqliteWrites.open(self._sqlite_path))
-        opening = self._sqlite
-        try:
-            return await asyncio.shield(opening)
-        except Exception:
-            if self._sqlite is opening:
-                self._sqlite = None
-            raise
 
     async def __aenter__(self) -> Self:
         return self
@@ -137,8 +128,7 @@ class Store:
 
     async def ping(self) -> None:
         """Raise (a SQLAlchemy `OperationalError`, typically) when the database is unreachable."""
-        async with self._engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await self.read(_ping)
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -189,36 +179,14 @@ class Store:
             values = {k: v for k, v in _columns(record).items() if v is not None}
             await self._inserts.write(values)
         except IntegrityError as exc:
-            duplicate = await self._duplicate(record)
+            duplicate = await self.read(_duplicate, record)
             if duplicate is None:
                 raise
             raise duplicate from exc
         return record
 
     async def _insert_sessions(self, rows: list[dict[str, Any]]) -> None:
-        """Insert `rows` in one transaction: one `executemany` per set of columns."""
-        by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
-        for values in rows:
-            by_columns.setdefault(frozenset(values), []).append(values)
-        async with self.write() as conn:
-            for same in by_columns.values():
-                await conn.execute(insert(SESSIONS), same)
-
-    async def _duplicate(self, record: SessionRecord) -> DuplicateSession | None:
-        """Which unique key `record` collided with, or None when it was something else."""
-        keys = (
-            ("session_id", SESSIONS.c.session_id, record.session_id),
-            ("alert_id", SESSIONS.c.alert_id, record.alert_id),
-            ("idempotency_key", SESSIONS.c.idempotency_key, record.idempotency_key),
-        )
-        async with self._engine.connect() as conn:
-            for name, column, value in keys:
-                if value is None:
-                    continue
-                existing = await self._one(conn, column == value)
-                if existing is not None:
-                    return DuplicateSession(name, value, existing)
-        return None
+        await self.write(_insert_sessions, rows)
 
     async def update_session(self, session_id: str, **fields: Any) -> None:
         """Set the given columns; `updated_at` is set to now unless given.
@@ -239,27 +207,20 @@ class Store:
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for session_id, changed in updates.items():
             values = _session_values(changed)
-            groups.setdefault(tuple(values), []).append({_SESSION_ID: session_id, **values})
-        fence = [] if holder is None else [~held_elsewhere(holder)]
-        statement = update(SESSIONS).where(SESSIONS.c.session_id == bindparam(_SESSION_ID), *fence)
-        missing: list[str] = []
-        async with self.write() as conn:
-            for rows in groups.values():
-                if (await conn.execute(statement, rows)).rowcount == len(rows):
-                    continue
-                for row in rows:  # some not updated: which (writing them again is harmless)
-                    if (await conn.execute(statement, [row])).rowcount == 0:
-                        missing.append(row[_SESSION_ID])
-        return missing
+            row = {_SESSION_ID: session_id, **values}
+            if holder is not None:
+                row[HOLDER] = holder
+            groups.setdefault(tuple(values), []).append(row)
+        return await self.write(_update_sessions, list(groups.values()), holder is not None)
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
-        return await self._get(SESSIONS.c.session_id == session_id)
+        return await self.read(_one, "session_id", session_id)
 
     async def get_session_by_alert_id(self, alert_id: str) -> SessionRecord | None:
-        return await self._get(SESSIONS.c.alert_id == alert_id)
+        return await self.read(_one, "alert_id", alert_id)
 
     async def get_session_by_idempotency_key(self, key: str) -> SessionRecord | None:
-        return await self._get(SESSIONS.c.idempotency_key == key)
+        return await self.read(_one, "idempotency_key", key)
 
     async def latest_session_by_fingerprint(self, fingerprint: str) -> SessionRecord | None:
         """The most recently started session for an alert fingerprint, if any."""
@@ -269,18 +230,7 @@ class Store:
             .order_by(SESSIONS.c.started_at.desc(), SESSIONS.c.session_id.desc())
             .limit(1)
         )
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(query)).mappings().first()
-        return None if row is None else _record(row)
-
-    async def _get(self, condition: ColumnElement[bool]) -> SessionRecord | None:
-        async with self._engine.connect() as conn:
-            return await self._one(conn, condition)
-
-    @staticmethod
-    async def _one(conn: AsyncConnection, condition: ColumnElement[bool]) -> SessionRecord | None:
-        row = (await conn.execute(select(SESSIONS).where(condition))).mappings().first()
-        return None if row is None else _record(row)
+        return await self.read(_first, query)
 
     async def list_sessions(
         self,
@@ -320,10 +270,7 @@ class Store:
             .offset((page - 1) * page_size)
         )
         count = select(func.count()).select_from(SESSIONS).where(*conditions)
-        async with self._engine.connect() as conn:
-            total = (await conn.execute(count)).scalar_one()
-            rows = (await conn.execute(query)).mappings().all()
-        return [_record(row) for row in rows], total
+        return await self.read(_page, query, count)
 
     async def unfinished_sessions(self) -> list[SessionRecord]:
         """Queued or processing sessions, oldest first (to resume after a restart)."""
@@ -332,9 +279,7 @@ class Store:
             .where(SESSIONS.c.status.in_(UNFINISHED))
             .order_by(SESSIONS.c.started_at, SESSIONS.c.session_id)
         )
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [_record(row) for row in rows]
+        return await self.read(_all, query)
 
     # -- events -----------------------------------------------------------------------------
 
@@ -352,19 +297,7 @@ class Store:
         async with contextlib.AsyncExitStack() as locks:
             for session_id in sorted(batches):  # one order: no two callers wait on each other
                 await locks.enter_async_context(self._append_lock(session_id))
-            writes = await self._sqlite_writes()
-            if writes is not None:  # one trip to the thread of the store's write connection
-                async with self.write_lock or contextlib.nullcontext():
-                    await sqlite_events.insert_new(
-                        writes, self._engine.dialect, batches, utcnow(), holder
-                    )
-                return
-            async with self.write() as conn:
-                if holder is not None:
-                    fenced = await sessions_held_elsewhere(conn, sorted(batches), holder)
-                    batches = {sid: b for sid, b in batches.items() if sid not in fenced}
-                stored = await events.insert_new(conn, batches, utcnow())
-                await notices.notify(conn, stored)  # streams on other replicas follow
+            await self.write(_insert_events, batches, utcnow(), holder)
 
     def _append_lock(self, session_id: str) -> asyncio.Lock:
         lock = self._append_locks.get(session_id)
@@ -377,13 +310,11 @@ class Store:
         self, session_id: str, after_seq: int = 0, limit: int = 1000
     ) -> events.Numbered:
         """The session's events with seq > `after_seq`, in order, at most `limit` of them."""
-        async with self._engine.connect() as conn:
-            return await events.after(conn, session_id, after_seq, limit)
+        return await self.read(events.after, session_id, after_seq, limit)
 
     async def last_seq(self, session_id: str) -> int:
         """The seq of the session's latest event; 0 when it has none."""
-        async with self._engine.connect() as conn:
-            return await events.last_seq(conn, session_id)
+        return await self.read(events.last_seq, session_id)
 
     # -- housekeeping -----------------------------------------------------------------------
 
@@ -391,25 +322,126 @@ class Store:
         """Delete finished sessions started before `older_than`, and their events.
 
         Returns their ids, so that the caller can delete their checkpoints."""
-        query = select(SESSIONS.c.session_id).where(
-            SESSIONS.c.status.in_(FINISHED), SESSIONS.c.started_at < as_utc(older_than)
-        )
-        async with self.write() as conn:
-            ids = list((await conn.execute(query)).scalars().all())
-            for chunk in events.chunks(ids):
-                await conn.execute(delete(EVENTS).where(EVENTS.c.session_id.in_(chunk)))
-                await conn.execute(delete(SESSIONS).where(SESSIONS.c.session_id.in_(chunk)))
-        return ids
+        return await self.write(_prune, as_utc(older_than))
 
     async def stats(self) -> dict[str, Any]:
         """{"total": n, "by_status": {status: n for every status}}."""
-        query = select(SESSIONS.c.status, func.count()).group_by(SESSIONS.c.status)
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.read(_rows, _stats_query())
         by_status = dict.fromkeys(STATUSES, 0)
         for status, count in rows:
             by_status[status] = int(count)
         return {"total": sum(by_status.values()), "by_status": by_status}
+
+
+# -- the operations (database.py runs them) ---------------------------------------------------
+
+
+def _ping(conn: Connection) -> None:
+    conn.execute(text("SELECT 1"))
+
+
+def _one(conn: Connection, column: str, value: Any) -> SessionRecord | None:
+    return _first(conn, _by(column), {"value": value})
+
+
+def _first(
+    conn: Connection, query: Select[Any], params: dict[str, Any] | None = None
+) -> SessionRecord | None:
+    row = conn.execute(query, params).mappings().first()
+    return None if row is None else _record(row)
+
+
+def _all(conn: Connection, query: Select[Any]) -> list[SessionRecord]:
+    return [_record(row) for row in conn.execute(query).mappings().all()]
+
+
+def _rows(conn: Connection, query: Select[Any]) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in conn.execute(query).all()]
+
+
+def _page(
+    conn: Connection, query: Select[Any], count: Select[Any]
+) -> tuple[list[SessionRecord], int]:
+    return _all(conn, query), int(conn.execute(count).scalar_one())
+
+
+@functools.lru_cache(maxsize=2)  # built once: building it took longer than running it
+def _update_statement(fenced: bool) -> Update:
+    fence = [~held_elsewhere()] if fenced else []
+    return update(SESSIONS).where(SESSIONS.c.session_id == bindparam(_SESSION_ID), *fence)
+
+
+@functools.lru_cache(maxsize=4)
+def _by(column: str) -> Select[Any]:
+    """The session whose `column` is the bound `value`."""
+    return select(SESSIONS).where(SESSIONS.c[column] == bindparam("value"))
+
+
+@functools.cache
+def _stats_query() -> Select[Any]:
+    return select(SESSIONS.c.status, func.count()).group_by(SESSIONS.c.status)
+
+
+def _insert_sessions(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows`: one `executemany` per set of columns."""
+    by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for values in rows:
+        by_columns.setdefault(frozenset(values), []).append(values)
+    for same in by_columns.values():
+        conn.execute(insert(SESSIONS), same)
+
+
+def _duplicate(conn: Connection, record: SessionRecord) -> DuplicateSession | None:
+    """Which unique key `record` collided with, or None when it was something else."""
+    keys = (
+        ("session_id", record.session_id),
+        ("alert_id", record.alert_id),
+        ("idempotency_key", record.idempotency_key),
+    )
+    for name, value in keys:
+        if value is None:
+            continue
+        existing = _one(conn, name, value)
+        if existing is not None:
+            return DuplicateSession(name, value, existing)
+    return None
+
+
+def _update_sessions(
+    conn: Connection, groups: list[list[dict[str, Any]]], fenced: bool
+) -> list[str]:
+    """Each group (rows that change the same columns) in one executemany; the ids of the
+    sessions not updated. `fenced`: the rows name their `HOLDER` (fencing.py)."""
+    statement = _update_statement(fenced)
+    missing: list[str] = []
+    for rows in groups:
+        if conn.execute(statement, rows).rowcount == len(rows):
+            continue
+        for row in rows:  # some not updated: which (writing them again is harmless)
+            if conn.execute(statement, [row]).rowcount == 0:
+                missing.append(row[_SESSION_ID])
+    return missing
+
+
+def _insert_events(
+    conn: Connection, batches: Mapping[str, events.Numbered], now: datetime, holder: str | None
+) -> None:
+    if holder is not None:
+        fenced = sessions_held_elsewhere(conn, sorted(batches), holder)
+        batches = {sid: b for sid, b in batches.items() if sid not in fenced}
+    stored = events.insert_new(conn, batches, now)
+    notices.notify(conn, stored)  # streams on other replicas follow
+
+
+def _prune(conn: Connection, older_than: datetime) -> list[str]:
+    query = select(SESSIONS.c.session_id).where(
+        SESSIONS.c.status.in_(FINISHED), SESSIONS.c.started_at < older_than
+    )
+    ids = list(conn.execute(query).scalars().all())
+    for chunk in events.chunks(ids):
+        conn.execute(delete(EVENTS).where(EVENTS.c.session_id.in_(chunk)))
+        conn.execute(delete(SESSIONS).where(SESSIONS.c.session_id.in_(chunk)))
+    return ids
 
 
 _SESSION_ID = "b_session_id"

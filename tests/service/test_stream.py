@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable
 
 from langchain_core.messages import AIMessage
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from graph.scripted_model import ModelRequest, ScriptedChatModel
 from graph.settings import Settings
@@ -94,14 +96,7 @@ async def test_stream_ends_even_if_a_crash_lost_the_terminal_event(service: Serv
     # simulate a crash between the index write and the event write: the stored log lacks
     # its terminal event, and no worker here runs the session any more
     await runtime.events.flush()  # the background writer has stored every event
-    async with runtime.store.write() as conn:
-        from sqlalchemy import text
-
-        deleted = await conn.execute(
-            text("DELETE FROM sre_events WHERE session_id = :s AND type = 'session_completed'"),
-            {"s": sid},
-        )
-    assert deleted.rowcount == 1
+    assert await runtime.store.write(_delete_terminal_event, sid) == 1
     runtime.events._live.pop(sid, None)
 
     streamed = await asyncio.wait_for(service.events(accepted["alert_id"]), 10)
@@ -127,3 +122,8 @@ async def test_a_retried_model_step_announces_its_iteration_once(
     assert failed == [1] and events[-1]["event"] == "session_completed"
     iterations = [e["data"]["iteration"] for e in events if e["event"] == "iteration_started"]
     assert iterations == [1, 2]
+
+
+def _delete_terminal_event(conn: Connection, session_id: str) -> int:
+    statement = text("DELETE FROM sre_events WHERE session_id = :s AND type = 'session_completed'")
+    return conn.execute(statement, {"s": session_id}).rowcount
