@@ -101,9 +101,9 @@ def serve_workers(args: argparse.Namespace) -> None:
         threading.Thread(target=wait, daemon=True).start()
 
     os.environ[_ARGS_ENV] = json.dumps(vars(args))
+    workers.preflight(_settings(args), check=False)  # the bench's registry and model are its own
     workers.serve(
         "bench.serve:worker_app",
-        _settings(args),
         workers=args.workers,
         host="127.0.0.1",
         port=0,

@@ -64,7 +64,20 @@ def _load_alert(path: Path) -> dict[str, Any]:
 
 
 def _setup(config: Path | None) -> tuple[Console, Settings, AgentRegistry]:
+    console, settings = _settings()
+    return console, settings, _registry(console, settings, config)
+
+
+def _registry(console: Console, settings: Settings, config: Path | None) -> AgentRegistry:
     from graph.services import load_registry
+
+    try:
+        return load_registry(settings, config)
+    except (ConfigError, ValidationError) as exc:
+        raise _fail(console, str(exc)) from exc
+
+
+def _settings() -> tuple[Console, Settings]:
     from graph.settings import Settings
 
     console = Console()
@@ -72,11 +85,9 @@ def _setup(config: Path | None) -> tuple[Console, Settings, AgentRegistry]:
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        settings = Settings()
-        registry = load_registry(settings, config)
-    except (ConfigError, ValidationError) as exc:
+        return console, Settings()
+    except ValidationError as exc:
         raise _fail(console, str(exc)) from exc
-    return console, settings, registry
 
 
 @app.command()
@@ -154,13 +165,11 @@ def serve(
     ] = 1,
 ) -> None:
     """Run the HTTP service (alerts, SSE progress, history, replay)."""
-    import uvicorn
-
-    from server.app import create_app
     from server.logging_setup import configure_logging
     from server.security import is_loopback_host
 
-    console, settings, registry = _setup(config)
+    # with workers, this process only supervises them: what they load, it does not
+    console, settings = _settings()
     if not settings.api_tokens and not is_loopback_host(host):
         if not insecure:
             raise _fail(
@@ -178,37 +187,41 @@ def serve(
     except ValueError as exc:
         raise _fail(console, str(exc)) from exc
     if workers > 1:
-        from graph.models import choose_model
-        from server import workers as workers_
+        raise typer.Exit(_serve_workers(console, settings, config, workers, host, port))
+    import uvicorn
 
-        if not hasattr(socket, "SO_REUSEPORT"):
-            raise _fail(
-                console, "--workers needs SO_REUSEPORT (Linux, macOS, BSD): run one worker here"
-            )
-        try:
-            choose_model(settings)  # a bad model setting stops here, not in every worker
-        except ModelConfigError as exc:
-            raise _fail(console, str(exc)) from exc
-        if config is not None:  # what the workers read their registries from
-            os.environ["SRE_AGENT_CONFIG"] = str(config.resolve())
-        try:
-            status = workers_.serve(
-                "server.workers:app",
-                settings,
-                workers=workers,
-                host=host,
-                port=port,
-                log_config=None,
-            )
-        except OSError as exc:
-            raise _fail(console, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-        raise typer.Exit(status)
+    from server.app import create_app
+
+    registry = _registry(console, settings, config)
     try:
         app_ = create_app(settings, registry=registry)
         collector.settle()
         uvicorn.run(app_, host=host, port=port, log_config=None)
     except ModelConfigError as exc:
         raise _fail(console, str(exc)) from exc
+
+
+def _serve_workers(
+    console: Console, settings: Settings, config: Path | None, workers: int, host: str, port: int
+) -> int:
+    from server import workers as workers_
+
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise _fail(
+            console, "--workers needs SO_REUSEPORT (Linux, macOS, BSD): run one worker here"
+        )
+    if config is not None:  # what the workers read their registries from
+        os.environ["SRE_AGENT_CONFIG"] = str(config.resolve())
+        settings = settings.model_copy(update={"sre_agent_config": config.resolve()})
+    problem = workers_.preflight(settings)  # a bad registry or model setting stops here, once
+    if problem is not None:
+        raise _fail(console, problem)
+    try:
+        return workers_.serve(
+            "server.workers:app", workers=workers, host=host, port=port, log_config=None
+        )
+    except OSError as exc:
+        raise _fail(console, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 sessions_app = typer.Typer(help="Browse the investigation history.", no_args_is_help=True)

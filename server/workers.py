@@ -10,8 +10,10 @@ that another worker runs follows that worker's stored events (server/store/notic
 The limits MAX_CONCURRENT_ALERTS and MAX_QUEUED_ALERTS are each worker's: N workers run
 up to N times as many investigations at once.
 
-The supervisor prepares the database (migrations, checkpoint tables) before it starts
-the workers, so they do not race to create the same tables."""
+Before it starts the workers, the supervisor checks their configuration and prepares the
+database (migrations, checkpoint tables) once, in a process of its own (`preflight`), so
+the workers do not race to create the same tables and the supervisor holds none of what
+that loads."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from uvicorn.config import STARTUP_FAILURE
@@ -88,10 +91,48 @@ class _NameReplica(logging.Filter):
         return True
 
 
+def preflight(settings: Settings, *, check: bool = True) -> str | None:
+    """Before the workers start, in a process of its own: with `check`, what every worker
+    would refuse to start with (the registries SRE_AGENT_CONFIG names, the model
+    settings), found once; then the history database brought up to date, once, so the
+    workers do not race to create the same tables. None when the workers may start, else
+    why not. The supervisor itself imports none of it: it stays about 80 MiB smaller."""
+    spawn = multiprocessing.get_context("spawn")
+    receiving, sending = spawn.Pipe(duplex=False)
+    process = spawn.Process(target=_preflight, args=(settings, check, sending), daemon=True)
+    process.start()
+    sending.close()
+    try:
+        problem: str | None = receiving.recv()
+    except EOFError:
+        process.join()
+        return f"the check before starting the workers ended with exit status {process.exitcode}"
+    process.join()
+    return problem
+
+
+def _preflight(settings: Settings, check: bool, sending: Connection) -> None:
+    from pydantic import ValidationError
+
+    from graph.config import ConfigError
+    from graph.models import ModelConfigError, choose_model
+    from graph.services import load_registry
+
+    if check:
+        try:
+            load_registry(settings)
+            choose_model(settings)
+        except (ConfigError, ModelConfigError, ValidationError) as exc:
+            sending.send(str(exc))
+            return
+    asyncio.run(prepare_database(settings))
+    sending.send(None)
+
+
 async def prepare_database(settings: Settings) -> None:
-    """Bring the history database's schema and checkpoint tables up to date, once, before
-    the workers open it. A database that cannot be opened is left to the workers, which
-    run without it and say why in /health."""
+    """Bring the history database's schema and checkpoint tables up to date. A database
+    that cannot be opened is left to the workers, which run without it and say why in
+    /health."""
     if not settings.history_enabled:
         return
     from graph.checkpoints import open_checkpointer
@@ -108,7 +149,6 @@ async def prepare_database(settings: Settings) -> None:
 
 def serve(
     factory: str,
-    settings: Settings,
     *,
     workers: int,
     host: str,
@@ -120,8 +160,8 @@ def serve(
     listening on `host`:`port` (0: a free port; `on_listening` is told which) with a
     socket of its own (SO_REUSEPORT: the kernel spreads new connections evenly over
     them), until SIGINT or SIGTERM; a worker that dies is started again. Returns the
-    exit status: 1 when a worker could not start. Raises OSError when the port is taken."""
-    asyncio.run(prepare_database(settings))
+    exit status: 1 when a worker could not start. Raises OSError when the port is taken.
+    `preflight` first."""
     os.environ[WORKERS_ENV] = str(workers)
     with _shared_metrics() as metrics_dir:
         return _supervise(factory, workers, host, port, on_listening, metrics_dir, uvicorn_options)

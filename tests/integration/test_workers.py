@@ -2,7 +2,7 @@
 (tests/soak/harness.py) on one SQLite file: both workers take alerts on the one port,
 every investigation completes whichever worker runs it, the event stream of a session
 read from the other worker is whole and ends with its end, /metrics counts the alerts of
-both whichever answers, a worker killed mid-burst is
+both whichever answers, the supervisor stays small, a worker killed mid-burst is
 replaced and its sessions are resumed by a live worker once their leases run out, and a
 stop leaves no session unfinished in the index. A port something listens on already is
 refused with a message, not shared."""
@@ -165,6 +165,31 @@ async def test_two_workers_share_the_port_and_the_alerts(two_workers: ServicePro
     assert named == workers  # each worker's lines name it
     statuses = await index_statuses(str(service.env["HISTORY_DATABASE_URL"]))
     assert set(statuses.values()) == {"completed"}
+
+
+async def test_the_supervisor_holds_none_of_what_the_workers_load(
+    two_workers: ServiceProcess,
+) -> None:
+    """The supervisor checks the configuration and prepares the database in a process of
+    its own: it stays far smaller than a worker (before, it held as much as one)."""
+    service = two_workers
+    await service.start()
+    try:
+        assert len(await _workers_seen(service)) == 2
+        assert service.proc is not None
+        supervisor = _resident_bytes(service.proc.pid)
+        workers = [_resident_bytes(pid) for pid in _worker_pids(service)]
+    finally:
+        await service.stop()
+    assert len(workers) == 2
+    assert all(supervisor < worker / 2 for worker in workers), (supervisor, workers)
+
+
+def _resident_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
 
 
 async def _owner_of(service: ServiceProcess, session_id: str) -> str:
