@@ -5,11 +5,11 @@ timeout."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from server.alertmanager import AlertmanagerAccepted, AlertmanagerWebhook, intake
-from server.deps import RuntimeDep
+from server.deps import RuntimeDep, ending_connection, spread_over_workers
 from server.routers.alerts import RETRY_AFTER_SECONDS
 
 router = APIRouter(tags=["alerts"])
@@ -25,6 +25,7 @@ router = APIRouter(tags=["alerts"])
             "Retry-After seconds (Alertmanager does); the body is the per-alert outcome."
         }
     },
+    dependencies=[Depends(spread_over_workers)],
 )
 async def alertmanager_webhook(
     webhook: AlertmanagerWebhook, request: Request, runtime: RuntimeDep
@@ -51,6 +52,6 @@ async def alertmanager_webhook(
         return JSONResponse(
             content,
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS), **ending_connection()},
         )
     return body

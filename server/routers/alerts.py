@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
 
 from graph.alert import Alert
-from server.deps import RuntimeDep
+from server.deps import RuntimeDep, ending_connection, spread_over_workers
 from server.manager import QueueFull
 from server.schemas import AlertAccepted, ProcessingStatus
 from server.session_index import UnknownSession
@@ -34,6 +34,7 @@ def accepted(request: Request, state: SessionState) -> AlertAccepted:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=AlertAccepted,
     responses={429: {"description": "Too many investigations; see Retry-After."}},
+    dependencies=[Depends(spread_over_workers)],
 )
 async def submit_alert(
     alert: Alert,
@@ -49,7 +50,7 @@ async def submit_alert(
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             detail=str(exc),
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS), **ending_connection()},
         ) from exc
     if not created:
         response.status_code = status.HTTP_200_OK

@@ -2,7 +2,8 @@
 (tests/soak/harness.py) on one SQLite file: both workers take alerts on the one port,
 every investigation completes whichever worker runs it, the event stream of a session
 read from the other worker is whole and ends with its end, /metrics counts the alerts of
-both whichever answers, the supervisor stays small, a worker killed mid-burst is
+both whichever answers, the alerts of a client that keeps its connection open reach
+both workers, the supervisor stays small, a worker killed mid-burst is
 replaced and its sessions are resumed by a live worker once their leases run out, and a
 stop leaves no session unfinished in the index. A port something listens on already is
 refused with a message, not shared."""
@@ -165,6 +166,33 @@ async def test_two_workers_share_the_port_and_the_alerts(two_workers: ServicePro
     assert named == workers  # each worker's lines name it
     statuses = await index_statuses(str(service.env["HISTORY_DATABASE_URL"]))
     assert set(statuses.values()) == {"completed"}
+
+
+async def test_alerts_over_one_kept_alive_connection_reach_both_workers(
+    two_workers: ServiceProcess,
+) -> None:
+    """The kernel hands a connection, not a request, to a worker: a client that keeps
+    one connection open (Alertmanager does) would send every alert to one worker. Each
+    alert's answer ends its connection, so the client's next one may reach the other."""
+    service = two_workers
+    await service.start()
+    one_connection = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    try:
+        async with httpx.AsyncClient(
+            base_url=service.url, timeout=30, limits=one_connection
+        ) as client:
+            answers = [
+                await client.post(
+                    "/alerts", json=alert(f"ns-{n}"), headers={"Idempotency-Key": f"k{n}"}
+                )
+                for n in range(16)
+            ]
+        owners = [await _owner_of(service, r.json()["session_id"]) for r in answers]
+    finally:
+        await service.stop()
+    assert [r.status_code for r in answers] == [202] * 16
+    assert {r.headers.get("connection") for r in answers} == {"close"}
+    assert len(set(owners)) == 2, owners  # all 16 on one worker: 1 chance in 32,768
 
 
 async def test_the_supervisor_holds_none_of_what_the_workers_load(

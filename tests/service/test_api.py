@@ -79,6 +79,13 @@ async def test_idempotency_key_returns_the_same_session(service: Service):
     assert other["session_id"] != first["session_id"]
 
 
+async def test_a_service_of_one_process_keeps_the_alerts_connection_open(service: Service):
+    """Only with workers does an alert's answer end its connection (test_workers.py)."""
+    response = await service.client.post("/alerts", json=ALERT)
+    assert response.status_code == 202
+    assert "connection" not in response.headers
+
+
 async def test_unknown_alert_type_session_fails_with_reason(service: Service):
     accepted = await service.submit({**ALERT, "alert_type": "DiskFull"})
     events = await service.events(accepted["alert_id"])
