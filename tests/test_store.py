@@ -587,24 +587,25 @@ async def test_closing_the_store_closes_its_sqlite_connections(tmp_path: Path) -
     import threading
     import warnings
 
-    before = threading.active_count()
+    before = set(threading.enumerate())  # threads of earlier tests may end meanwhile
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'closing.db'}")
     await _new(store, 1)
     await store.insert_events({"s001": [(1, {"type": "x"})]})
     assert await store.last_seq("s001") == 1
-    assert threading.active_count() >= before + 2  # a writer and a reader
+    its_own = set(threading.enumerate()) - before
+    assert len(its_own) >= 2  # a writer and a reader
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         await store.close()
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)], "closed, not lost"
     for _ in range(100):  # a closed connection's thread ends after its last call
-        if threading.active_count() == before:
+        if not any(thread.is_alive() for thread in its_own):
             break
         await asyncio.sleep(0.01)
-    assert threading.active_count() == before
+    assert not [thread for thread in its_own if thread.is_alive()]
     with pytest.raises(RuntimeError, match="closed"):
         await store.insert_events({"s001": [(2, {"type": "x"})]})
     with pytest.raises(RuntimeError, match="closed"):
         await store.last_seq("s001")
-    assert threading.active_count() == before
+    assert not set(threading.enumerate()) - before - its_own, "no thread opened again"
