@@ -4,36 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    Update,
-    bindparam,
-    delete,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy import ColumnElement, func, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graph.write_batches import GroupCommit
-from server.store import events, migrate, notices
+from server.store import events, migrate, notices, sessions
 from server.store.database import Database, EngineDatabase, Operation, P, SqliteFile, T
 from server.store.engine import create_engine, masked_url, sqlite_file
-from server.store.errors import DuplicateSession, SessionNotFound
-from server.store.fencing import HOLDER, held_elsewhere, sessions_held_elsewhere
-from server.store.models import EVENTS, SESSION_COLUMNS, SESSIONS, as_utc
+from server.store.errors import SessionNotFound
+from server.store.fencing import HOLDER, sessions_held_elsewhere
+from server.store.models import SESSION_COLUMNS, SESSIONS, as_utc
 from server.store.records import FINISHED, STATUSES, UNFINISHED, SessionRecord
 
 # Columns `update_session` may not change.
@@ -43,10 +31,6 @@ _TERMINAL = frozenset(FINISHED)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _record(row: RowMapping) -> SessionRecord:
-    return SessionRecord(**row)
 
 
 def _columns(record: SessionRecord) -> dict[str, Any]:
@@ -179,14 +163,14 @@ class Store:
             values = {k: v for k, v in _columns(record).items() if v is not None}
             await self._inserts.write(values)
         except IntegrityError as exc:
-            duplicate = await self.read(_duplicate, record)
+            duplicate = await self.read(sessions.duplicate, record)
             if duplicate is None:
                 raise
             raise duplicate from exc
         return record
 
     async def _insert_sessions(self, rows: list[dict[str, Any]]) -> None:
-        await self.write(_insert_sessions, rows)
+        await self.write(sessions.insert_rows, rows)
 
     async def update_session(self, session_id: str, **fields: Any) -> None:
         """Set the given columns; `updated_at` is set to now unless given.
@@ -207,20 +191,20 @@ class Store:
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for session_id, changed in updates.items():
             values = _session_values(changed)
-            row = {_SESSION_ID: session_id, **values}
+            row = {sessions.SESSION_ID: session_id, **values}
             if holder is not None:
                 row[HOLDER] = holder
             groups.setdefault(tuple(values), []).append(row)
-        return await self.write(_update_sessions, list(groups.values()), holder is not None)
+        return await self.write(sessions.update_groups, list(groups.values()), holder is not None)
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
-        return await self.read(_one, "session_id", session_id)
+        return await self.read(sessions.by_column, "session_id", session_id)
 
     async def get_session_by_alert_id(self, alert_id: str) -> SessionRecord | None:
-        return await self.read(_one, "alert_id", alert_id)
+        return await self.read(sessions.by_column, "alert_id", alert_id)
 
     async def get_session_by_idempotency_key(self, key: str) -> SessionRecord | None:
-        return await self.read(_one, "idempotency_key", key)
+        return await self.read(sessions.by_column, "idempotency_key", key)
 
     async def latest_session_by_fingerprint(self, fingerprint: str) -> SessionRecord | None:
         """The most recently started session for an alert fingerprint, if any."""
@@ -230,7 +214,7 @@ class Store:
             .order_by(SESSIONS.c.started_at.desc(), SESSIONS.c.session_id.desc())
             .limit(1)
         )
-        return await self.read(_first, query)
+        return await self.read(sessions.first, query)
 
     async def list_sessions(
         self,
@@ -270,7 +254,7 @@ class Store:
             .offset((page - 1) * page_size)
         )
         count = select(func.count()).select_from(SESSIONS).where(*conditions)
-        return await self.read(_page, query, count)
+        return await self.read(sessions.page, query, count)
 
     async def unfinished_sessions(self) -> list[SessionRecord]:
         """Queued or processing sessions, oldest first (to resume after a restart)."""
@@ -279,7 +263,7 @@ class Store:
             .where(SESSIONS.c.status.in_(UNFINISHED))
             .order_by(SESSIONS.c.started_at, SESSIONS.c.session_id)
         )
-        return await self.read(_all, query)
+        return await self.read(sessions.every, query)
 
     # -- events -----------------------------------------------------------------------------
 
@@ -322,105 +306,22 @@ class Store:
         """Delete finished sessions started before `older_than`, and their events.
 
         Returns their ids, so that the caller can delete their checkpoints."""
-        return await self.write(_prune, as_utc(older_than))
+        return await self.write(sessions.prune, as_utc(older_than))
 
     async def stats(self) -> dict[str, Any]:
         """{"total": n, "by_status": {status: n for every status}}."""
-        rows = await self.read(_rows, _stats_query())
+        rows = await self.read(sessions.status_counts)
         by_status = dict.fromkeys(STATUSES, 0)
         for status, count in rows:
             by_status[status] = int(count)
         return {"total": sum(by_status.values()), "by_status": by_status}
 
 
-# -- the operations (database.py runs them) ---------------------------------------------------
+# -- the operations of more than one table (database.py runs them) ----------------------
 
 
 def _ping(conn: Connection) -> None:
     conn.execute(text("SELECT 1"))
-
-
-def _one(conn: Connection, column: str, value: Any) -> SessionRecord | None:
-    return _first(conn, _by(column), {"value": value})
-
-
-def _first(
-    conn: Connection, query: Select[Any], params: dict[str, Any] | None = None
-) -> SessionRecord | None:
-    row = conn.execute(query, params).mappings().first()
-    return None if row is None else _record(row)
-
-
-def _all(conn: Connection, query: Select[Any]) -> list[SessionRecord]:
-    return [_record(row) for row in conn.execute(query).mappings().all()]
-
-
-def _rows(conn: Connection, query: Select[Any]) -> list[tuple[Any, ...]]:
-    return [tuple(row) for row in conn.execute(query).all()]
-
-
-def _page(
-    conn: Connection, query: Select[Any], count: Select[Any]
-) -> tuple[list[SessionRecord], int]:
-    return _all(conn, query), int(conn.execute(count).scalar_one())
-
-
-@functools.lru_cache(maxsize=2)  # built once: building it took longer than running it
-def _update_statement(fenced: bool) -> Update:
-    fence = [~held_elsewhere()] if fenced else []
-    return update(SESSIONS).where(SESSIONS.c.session_id == bindparam(_SESSION_ID), *fence)
-
-
-@functools.lru_cache(maxsize=4)
-def _by(column: str) -> Select[Any]:
-    """The session whose `column` is the bound `value`."""
-    return select(SESSIONS).where(SESSIONS.c[column] == bindparam("value"))
-
-
-@functools.cache
-def _stats_query() -> Select[Any]:
-    return select(SESSIONS.c.status, func.count()).group_by(SESSIONS.c.status)
-
-
-def _insert_sessions(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert `rows`: one `executemany` per set of columns."""
-    by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
-    for values in rows:
-        by_columns.setdefault(frozenset(values), []).append(values)
-    for same in by_columns.values():
-        conn.execute(insert(SESSIONS), same)
-
-
-def _duplicate(conn: Connection, record: SessionRecord) -> DuplicateSession | None:
-    """Which unique key `record` collided with, or None when it was something else."""
-    keys = (
-        ("session_id", record.session_id),
-        ("alert_id", record.alert_id),
-        ("idempotency_key", record.idempotency_key),
-    )
-    for name, value in keys:
-        if value is None:
-            continue
-        existing = _one(conn, name, value)
-        if existing is not None:
-            return DuplicateSession(name, value, existing)
-    return None
-
-
-def _update_sessions(
-    conn: Connection, groups: list[list[dict[str, Any]]], fenced: bool
-) -> list[str]:
-    """Each group (rows that change the same columns) in one executemany; the ids of the
-    sessions not updated. `fenced`: the rows name their `HOLDER` (fencing.py)."""
-    statement = _update_statement(fenced)
-    missing: list[str] = []
-    for rows in groups:
-        if conn.execute(statement, rows).rowcount == len(rows):
-            continue
-        for row in rows:  # some not updated: which (writing them again is harmless)
-            if conn.execute(statement, [row]).rowcount == 0:
-                missing.append(row[_SESSION_ID])
-    return missing
 
 
 def _insert_events(
@@ -431,21 +332,6 @@ def _insert_events(
         batches = {sid: b for sid, b in batches.items() if sid not in fenced}
     stored = events.insert_new(conn, batches, now)
     notices.notify(conn, stored)  # streams on other replicas follow
-
-
-def _prune(conn: Connection, older_than: datetime) -> list[str]:
-    query = select(SESSIONS.c.session_id).where(
-        SESSIONS.c.status.in_(FINISHED), SESSIONS.c.started_at < older_than
-    )
-    ids = list(conn.execute(query).scalars().all())
-    for chunk in events.chunks(ids):
-        conn.execute(delete(EVENTS).where(EVENTS.c.session_id.in_(chunk)))
-        conn.execute(delete(SESSIONS).where(SESSIONS.c.session_id.in_(chunk)))
-    return ids
-
-
-_SESSION_ID = "b_session_id"
-"""The bound parameter naming the session an executemany update row is for."""
 
 
 def _session_values(fields: Mapping[str, Any]) -> dict[str, Any]:
