@@ -101,7 +101,9 @@ def serve_workers(args: argparse.Namespace) -> None:
         threading.Thread(target=wait, daemon=True).start()
 
     os.environ[_ARGS_ENV] = json.dumps(vars(args))
-    workers.preflight(_settings(args), check=False)  # the bench's registry and model are its own
+    problem = workers.preflight(_settings(args), check=False)  # registry, model: the bench's
+    if problem is not None:
+        raise SystemExit(problem)
     workers.serve(
         "bench.serve:worker_app",
         workers=args.workers,
