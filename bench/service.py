@@ -212,6 +212,11 @@ class Service:
         """CPU so far of the service's running MCP servers."""
         return sum(_cpu_seconds(pid) for pid in self._processes(fixture=True))
 
+    def worker_pids(self) -> list[int]:
+        """The service's processes besides the one started (with workers: the workers, and
+        multiprocessing's helper)."""
+        return [pid for pid in self._processes(fixture=False) if pid != self.pid]
+
     def _processes(self, *, fixture: bool) -> list[int]:
         """The running processes of the service's tree that are (or are not) its fixture
         MCP servers."""
