@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Insert,
     Integer,
     Select,
+    String,
     bindparam,
     func,
     insert,
@@ -54,54 +53,28 @@ def insert_new(conn: Connection, batches: Mapping[str, Numbered], now: datetime)
         if seq > last.get(session_id, 0)
     ]
     if rows:
-        conn.execute(_statements().insert, rows)
+        conn.execute(insert(EVENTS), rows)
     return {str(row["session_id"]) for row in rows}
 
 
 def after(conn: Connection, session_id: str, after_seq: int, limit: int) -> Numbered:
     """The session's events with seq > `after_seq`, in order, at most `limit` of them."""
     params = {"session_id": session_id, "after": after_seq, "limit": max(0, limit)}
-    return [(row.seq, row.data) for row in conn.execute(_statements().after, params).all()]
+    return [(row.seq, row.data) for row in conn.execute(_after(), params).all()]
 
 
 def last_seqs(conn: Connection, session_ids: list[str]) -> dict[str, int]:
     """Each session's latest seq; sessions without events are left out."""
     found: dict[str, int] = {}
     for chunk in chunks(session_ids):
-        rows = conn.execute(_statements().last_seqs, {"ids": list(chunk)}).all()
+        rows = conn.execute(_last_seqs(), {"ids": list(chunk)}).all()
         found.update((sid, int(seq)) for sid, seq in rows)
     return found
 
 
 def last_seq(conn: Connection, session_id: str) -> int:
     """The seq of the session's latest event; 0 when it has none."""
-    return int(conn.execute(_statements().last_seq, {"session_id": session_id}).scalar_one())
-
-
-@dataclass(frozen=True)
-class _Statements:
-    insert: Insert
-    after: Select[Any]
-    last_seqs: Select[Any]
-    last_seq: Select[Any]
-
-
-@functools.cache  # built once: building a statement took longer than running it
-def _statements() -> _Statements:
-    sid = EVENTS.c.session_id
-    return _Statements(
-        insert=insert(EVENTS),
-        after=select(EVENTS.c.seq, EVENTS.c.data)
-        .where(sid == bindparam("session_id"), EVENTS.c.seq > bindparam("after"))
-        .order_by(EVENTS.c.seq)
-        .limit(bindparam("limit")),
-        last_seqs=select(sid, func.max(EVENTS.c.seq))
-        .where(sid.in_(bindparam("ids", expanding=True)))
-        .group_by(sid),
-        last_seq=select(func.coalesce(func.max(EVENTS.c.seq), 0)).where(
-            sid == bindparam("session_id")
-        ),
-    )
+    return int(conn.execute(_last_seq(), {"session_id": session_id}).scalar_one())
 
 
 _ROWID: ColumnElement[int] = literal_column("rowid", Integer)
@@ -116,11 +89,41 @@ def sessions_since(conn: Connection, rowid: int, limit: int) -> tuple[int, set[s
     """SQLite only: the sessions of the events stored after the one with `rowid` (at most
     `limit` events), and the rowid to ask from next. One writer at a time commits to a
     SQLite file, so rowids grow in the order the events became visible."""
-    query = (
-        select(_ROWID, EVENTS.c.session_id)
-        .where(rowid < _ROWID)
-        .order_by(_ROWID)
-        .limit(max(1, limit))
-    )
-    rows = conn.execute(query).all()
+    rows = conn.execute(_since(), {"rowid": rowid, "limit": max(1, limit)}).all()
     return (int(rows[-1][0]) if rows else rowid), {str(row[1]) for row in rows}
+
+
+# Statements built once: building one took longer than running it.
+
+
+@functools.cache
+def _after() -> Select[Any]:
+    return (
+        select(EVENTS.c.seq, EVENTS.c.data)
+        .where(EVENTS.c.session_id == bindparam("session_id"), EVENTS.c.seq > bindparam("after"))
+        .order_by(EVENTS.c.seq)
+        .limit(bindparam("limit"))
+    )
+
+
+@functools.cache
+def _last_seqs() -> Select[Any]:
+    sid = EVENTS.c.session_id
+    ids = bindparam("ids", expanding=True, type_=String)
+    return select(sid, func.max(EVENTS.c.seq)).where(sid.in_(ids)).group_by(sid)
+
+
+@functools.cache
+def _last_seq() -> Select[Any]:
+    last = func.coalesce(func.max(EVENTS.c.seq), 0)
+    return select(last).where(EVENTS.c.session_id == bindparam("session_id"))
+
+
+@functools.cache
+def _since() -> Select[Any]:
+    return (
+        select(_ROWID, EVENTS.c.session_id)
+        .where(bindparam("rowid") < _ROWID)
+        .order_by(_ROWID)
+        .limit(bindparam("limit"))
+    )

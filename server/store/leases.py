@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Update, or_, select, update
+from sqlalchemy import ColumnElement, Update, or_, select, update
 from sqlalchemy.engine import Connection
 
+from server.store import sessions
 from server.store.models import SESSIONS
 from server.store.records import UNFINISHED, SessionRecord
 from server.store.store import Store, utcnow
@@ -58,7 +58,7 @@ class Leases:
             .where(SESSIONS.c.status.in_(UNFINISHED), self._free(now, own=own))
             .order_by(SESSIONS.c.started_at, SESSIONS.c.session_id)
         )
-        candidates = await self.store.read(_candidates, query)
+        candidates = await self.store.read(sessions.every, query)
         claimed = []
         until = self.expiry(now)
         for record in candidates:
@@ -93,10 +93,6 @@ class Leases:
             .values(owner=None, lease_expires_at=None)
         )
         await self.store.write(_rowcount, release)
-
-
-def _candidates(conn: Connection, query: Select[Any]) -> list[SessionRecord]:
-    return [SessionRecord(**row) for row in conn.execute(query).mappings().all()]
 
 
 def _rowcount(conn: Connection, statement: Update) -> int:
